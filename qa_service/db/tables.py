@@ -1,0 +1,266 @@
+"""ORM tables: how analyses, dial logs and the do-not-call list are laid out in the database.
+
+These classes are the persistence family of types (STYLE.md keeps ORM tables, domain
+dataclasses and API schemas apart): pipeline stages never see them, and
+:mod:`qa_service.db.repository` is the only module that converts between them and
+:mod:`qa_service.domain`. The schema itself is created by the Alembic migrations in
+``qa_service/migrations``; a test compares the two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Explicit constraint names: Alembic can only alter or drop a constraint it can name, and
+# SQLite's batch mode (table copy) needs names to carry constraints over.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT ids on PostgreSQL (utterances grow by hundreds per call); SQLite only auto-increments
+# a column declared exactly INTEGER PRIMARY KEY.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+# JSONB on PostgreSQL (indexable, compact); plain JSON text elsewhere.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+# Stage timings keep the pipeline order (ingest, transcribe, scan, score); JSONB would
+# re-sort the keys, so they use PostgreSQL's order-preserving ``json`` type.
+OrderedJSON = JSON()
+
+STATUS_VALUES = ("analyzed", "error")
+CHANNEL_LAYOUTS = ("stereo", "mono")
+SPEAKER_VALUES = ("agent", "customer", "unknown")
+REVIEW_STATUSES = ("pending", "confirmed", "dismissed")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC: the one clock every stored timestamp uses."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    PostgreSQL keeps ``timestamptz`` itself, but SQLite has no timezone type: it would store
+    the wall-clock digits of whatever offset came in and return naive values. Converting to
+    UTC on the way in keeps SQLite's string ordering equal to time ordering (range queries
+    work), and attaching UTC on the way out gives callers aware datetimes on every backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive time is ambiguous (call-centre local or UTC?); guessing would shift
+            # M01/M02 results by hours, so refuse it.
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the one ``MetaData`` that the migrations target."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONDocument,
+    }
+
+
+class CallRow(Base):
+    """One recording, identified by the SHA-256 of its bytes, and its latest analysis."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(_in("status", STATUS_VALUES), name="status"),
+        CheckConstraint(_in("channels", CHANNEL_LAYOUTS), name="channels"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(128), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    recording: Mapped[str] = mapped_column(String(512))
+    source_path: Mapped[str | None] = mapped_column(Text)
+    agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    dialed_number: Mapped[str | None] = mapped_column(String(32), index=True)
+    contact_role: Mapped[str | None] = mapped_column(String(32))
+    direction: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime | None] = mapped_column(index=True)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    channels: Mapped[str | None] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # ``metadata`` is reserved on declarative classes, hence the attribute name.
+    sidecar: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    utterances: Mapped[list[UtteranceRow]] = relationship(
+        back_populates="call",
+        order_by="UtteranceRow.seq",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    findings: Mapped[list[FindingRow]] = relationship(
+        back_populates="call",
+        order_by="FindingRow.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    runs: Mapped[list[AnalysisRunRow]] = relationship(
+        back_populates="call",
+        order_by="AnalysisRunRow.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class UtteranceRow(Base):
+    """One transcribed turn; ``seq`` keeps the order the transcriber produced."""
+
+    __tablename__ = "utterances"
+    __table_args__ = (
+        UniqueConstraint("call_id", "seq"),
+        CheckConstraint(_in("speaker", SPEAKER_VALUES), name="speaker"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[int] = mapped_column(IdType, ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    raw_text: Mapped[str | None] = mapped_column(Text)
+    avg_logprob: Mapped[float | None] = mapped_column(Float)
+
+    call: Mapped[CallRow] = relationship(back_populates="utterances")
+
+
+class FindingRow(Base):
+    """One rule hit (rule ids: shared/spec/rules.md) awaiting or carrying a reviewer verdict."""
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        CheckConstraint(_in("speaker", SPEAKER_VALUES), name="speaker"),
+        CheckConstraint(_in("review_status", REVIEW_STATUSES), name="review_status"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    rule: Mapped[str] = mapped_column(String(8), index=True)
+    speaker: Mapped[str | None] = mapped_column(String(16))
+    start_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    review_status: Mapped[str] = mapped_column(
+        String(16), default="pending", server_default="pending"
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    call: Mapped[CallRow] = relationship(back_populates="findings")
+
+
+class AnalysisRunRow(Base):
+    """One execution of the pipeline on a call: kept for every run, so failures stay visible."""
+
+    __tablename__ = "analysis_runs"
+    __table_args__ = (CheckConstraint(_in("status", STATUS_VALUES), name="status"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    model_name: Mapped[str | None] = mapped_column(String(256))
+    versions: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    timings: Mapped[dict[str, Any]] = mapped_column(OrderedJSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+
+    call: Mapped[CallRow] = relationship(back_populates="runs")
+
+
+class DialAttemptRow(Base):
+    """One outbound attempt from the dial log (CDR), the evidence behind rules M02 and M03."""
+
+    __tablename__ = "dial_attempts"
+    __table_args__ = (
+        # Importing the same dial log twice must not double-count attempts (M02).
+        UniqueConstraint("dialed_number", "started_at", "agent_id"),
+        Index("ix_dial_attempts_customer_id_started_at", "customer_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[str | None] = mapped_column(String(128))
+    agent_id: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    dialed_number: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    connected: Mapped[bool] = mapped_column(Boolean)
+    duration_s: Mapped[float] = mapped_column(Float)
+
+
+class DoNotCallRow(Base):
+    """A number whose holder must not be called again (imported, or a C02 finding)."""
+
+    __tablename__ = "do_not_call"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    dialed_number: Mapped[str] = mapped_column(String(32), unique=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))
+    source_call_id: Mapped[str | None] = mapped_column(String(128))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
