@@ -1,0 +1,141 @@
+"""Text normalisation of ASR output: Simplified Chinese, tidy punctuation, domain terms.
+
+Whisper often writes Traditional characters for Mandarin; OpenCC converts them. The
+optional domain correction replaces a stretch whose toneless pinyin equals a
+collection term (逾期, 催收, 减免 …) but whose characters differ — Whisper's typical
+homophone errors on telephone audio — unless the stretch is a listed real word in
+that context.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+# Whisper separates Chinese clauses with spaces; Chinese text has none, but keep the
+# spaces between two Latin words or numbers ("VIP 客户" stays, "请问 您" does not).
+_SPACE_NEAR_NON_ASCII = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
+_PUNCT_MAP = str.maketrans({",": "，", "?": "？", "!": "！", ":": "：", ";": "；"})
+
+
+@dataclass(frozen=True)
+class DomainVocabulary:
+    """Collection terms for the decoder prompt and for pinyin-based correction."""
+
+    prompt_terms: tuple[str, ...] = ()
+    correction_terms: tuple[str, ...] = ()
+    # Homophones that are legitimate words and must be left alone.
+    keep: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def load(cls, path: Path) -> DomainVocabulary:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return cls(
+            prompt_terms=tuple(raw.get("prompt_terms", [])),
+            correction_terms=tuple(raw.get("correction_terms", [])),
+            keep=frozenset(raw.get("keep", [])),
+        )
+
+    def prompt(self, extra_terms: tuple[str, ...] = ()) -> str | None:
+        terms = [*extra_terms, *self.prompt_terms]
+        if not terms:
+            return None
+        return "信用卡催收电话录音：" + "，".join(terms) + "。"
+
+
+class TextNormalizer:
+    """Traditional→Simplified, punctuation and (optionally) domain-term correction."""
+
+    def __init__(self, vocabulary: DomainVocabulary | None = None, correct: bool = False) -> None:
+        import opencc
+
+        self._t2s = opencc.OpenCC("t2s")
+        self._corrector = _PinyinCorrector(vocabulary) if (vocabulary and correct) else None
+
+    def normalize(self, text: str) -> str:
+        text = self._t2s.convert(text.strip())
+        text = _SPACE_NEAR_NON_ASCII.sub("", text.translate(_PUNCT_MAP))
+        text = re.sub(r"\s+", " ", text).strip()
+        if self._corrector is not None:
+            text = self._corrector.correct(text)
+        return text
+
+
+# "Fuzzy pinyin" (模糊音) as Chinese input methods define it: sound pairs that southern
+# speakers, telephone bandwidth and Whisper all confuse.
+_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
+_FUZZY_FINALS = (("iang", "ian"), ("uang", "uan"), ("ang", "an"), ("eng", "en"), ("ing", "in"))
+
+
+def fuzzy_syllable(syllable: str) -> str:
+    """Collapse a toneless pinyin syllable onto its fuzzy-pinyin class."""
+    for a, b in _FUZZY_INITIALS:
+        if syllable.startswith(a):
+            syllable = b + syllable[len(a) :]
+            break
+    for a, b in _FUZZY_FINALS:
+        if syllable.endswith(a):
+            return syllable[: -len(a)] + b
+    return syllable
+
+
+class _PinyinCorrector:
+    """Rewrites stretches that sound like a domain term.
+
+    An exact toneless-pinyin match is rewritten; a fuzzy-pinyin match only when it
+    already shares a character with the term, which keeps unrelated words that merely
+    rhyme with a term untouched.
+    """
+
+    def __init__(self, vocabulary: DomainVocabulary) -> None:
+        from pypinyin import Style, lazy_pinyin, pinyin
+
+        self._lazy_pinyin = lazy_pinyin
+        self._keep = vocabulary.keep
+        # Every reading of a polyphonic term counts (还款 is huan-kuan, not hai-kuan).
+        # Longest terms first so 最低还款 wins over 还款.
+        self._terms = sorted(
+            (
+                (term, reading)
+                for term in set(vocabulary.correction_terms)
+                for reading in itertools.product(
+                    *(pinyin(c, style=Style.NORMAL, heteronym=True)[0] for c in term)
+                )
+            ),
+            key=lambda kv: -len(kv[0]),
+        )
+
+    def _syllables(self, text: str) -> list[str]:
+        # One entry per character; non-Chinese characters get a placeholder.
+        return [
+            self._lazy_pinyin(c)[0] if "\u4e00" <= c <= "\u9fff" else "?" for c in text
+        ]
+
+    def correct(self, text: str) -> str:
+        chars = list(text)
+        pys = self._syllables(text)
+        fuzzy = [fuzzy_syllable(p) for p in pys]
+        for term, term_py in self._terms:
+            n = len(term)
+            term_fuzzy = tuple(fuzzy_syllable(p) for p in term_py)
+            i = 0
+            while i + n <= len(chars):
+                window = "".join(chars[i : i + n])
+                if window != term and window not in self._keep and (
+                    tuple(pys[i : i + n]) == term_py
+                    or (
+                        tuple(fuzzy[i : i + n]) == term_fuzzy
+                        and any(a == b for a, b in zip(window, term, strict=True))
+                    )
+                ):
+                    chars[i : i + n] = list(term)
+                    pys[i : i + n] = list(term_py)
+                    fuzzy[i : i + n] = list(term_fuzzy)
+                    i += n
+                else:
+                    i += 1
+        return "".join(chars)
