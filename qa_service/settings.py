@@ -6,11 +6,13 @@ Nothing reads ``os.environ`` at import time: call :func:`get_settings`.
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Asset folders live beside the package (see STYLE.md: models/, lexicons/, scoring/ ...).
@@ -74,6 +76,20 @@ class Settings(BaseSettings):
     lexicon_dir: Path = PROJECT_ROOT / "lexicons"
     models_dir: Path = PROJECT_ROOT / "models"
     samples_dir: Path = PROJECT_ROOT / "samples"
+
+    @field_validator("local_utc_offset")
+    @classmethod
+    def _check_offset(cls, value: str) -> str:
+        if not re.fullmatch(r"[+-]\d{2}:\d{2}", value):
+            raise ValueError("expected an offset such as +08:00")
+        return value
+
+    @property
+    def local_tz(self) -> timezone:
+        """The call centre's local time zone (a fixed UTC offset)."""
+        sign = -1 if self.local_utc_offset.startswith("-") else 1
+        hours, minutes = self.local_utc_offset[1:].split(":")
+        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
 
     @property
     def resolved_database_url(self) -> str:
