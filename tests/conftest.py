@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'var' / 'qa-service.sqlite3'}"
         return
 
+    with _fresh_postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty throw-away schema on the PostgreSQL server (for PostgreSQL-only tests)."""
+    with _fresh_postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def _fresh_postgres_schema() -> Iterator[str]:
     schema = f"qa_test_{uuid.uuid4().hex[:16]}"
     admin = create_engine(POSTGRES_URL)
     try:

@@ -1,0 +1,278 @@
+"""Command line: ``qa-service analyze | eval | demo | cdr | dnc``.
+
+Thin: it parses arguments, opens the database, builds the :class:`Analyzer` once and
+hands recordings to it. Everything a call-centre user reads is Chinese first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qa_service.domain import CallAnalysis, CallMetadata, CallStatus, DialAttempt
+from qa_service.errors import QAServiceError
+from qa_service.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="催收外包通话质检 / QA speech analytics for collection calls",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cdr_app = typer.Typer(help="拨号记录 (CDR) / dial log", no_args_is_help=True)
+dnc_app = typer.Typer(help="禁止拨打名单 / do-not-call list", no_args_is_help=True)
+app.add_typer(cdr_app, name="cdr")
+app.add_typer(dnc_app, name="dnc")
+
+
+def _fail(exc: QAServiceError) -> typer.Exit:
+    typer.secho(f"错误 / error [{exc.code}]: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[object]:
+    from qa_service.db.session import make_engine, make_session_factory, migrate
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    factory = make_session_factory(engine)
+    try:
+        yield factory
+    finally:
+        engine.dispose()
+
+
+def _day_bounds(meta: CallMetadata, settings: Settings) -> tuple[datetime, datetime] | None:
+    if meta.started_at is None:
+        return None
+    tz = settings.local_tz
+    day = meta.started_at.astimezone(tz).date()
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    return start, start + timedelta(days=1)
+
+
+def _json_line(analysis: CallAnalysis) -> str:
+    from qa_service.output import analysis_to_json
+
+    return json.dumps(analysis_to_json(analysis), ensure_ascii=False, default=str)
+
+
+def _print_summary(analysis: CallAnalysis) -> None:
+    from qa_service.rules import rule_label
+
+    if analysis.status is CallStatus.ERROR:
+        err = analysis.error or {}
+        typer.secho(f"✗ {analysis.recording}: 无法分析 — {err.get('message')}", fg=typer.colors.RED)
+        return
+    layout = "双声道" if analysis.channels == "stereo" else "单声道"
+    typer.secho(
+        f"■ 通话 {analysis.call_id}（{analysis.recording}，"
+        f"{analysis.duration_s:.1f} 秒，{layout}）",
+        bold=True,
+    )
+    speaker_zh = {"agent": "坐席", "customer": "客户", "unknown": "未区分"}
+    for u in analysis.utterances:
+        typer.echo(f"  [{u.start:6.1f}–{u.end:6.1f}] {speaker_zh[u.speaker.value]}：{u.text}")
+    if not analysis.findings:
+        typer.secho("  未发现违规或风险信号。", fg=typer.colors.GREEN)
+    for f in analysis.findings:
+        where = f"{f.start:.1f}–{f.end:.1f} 秒" if f.start is not None else "整通"
+        typer.secho(f"  ⚑ {rule_label(f.rule)}（{where}，置信度 {f.confidence:.2f}）", fg="yellow")
+    typer.echo()
+
+
+def _run_analysis(
+    paths: list[Path], settings: Settings, *, as_json: bool, cdr: Path | None, store: bool
+) -> int:
+    from tqdm import tqdm
+
+    from qa_service.cdr import load_dial_log
+    from qa_service.db import repository as repo
+    from qa_service.ingest import discover_recordings
+    from qa_service.pipeline import Analyzer, CallContext
+
+    recordings = discover_recordings(paths)
+    if not recordings:
+        typer.secho("没有找到录音文件 / no recordings found", err=True, fg=typer.colors.RED)
+        return 2
+    with _database(settings) as factory:
+        if cdr is not None:
+            attempts = load_dial_log(cdr, assume_offset=settings.local_tz)
+            with factory() as session, session.begin():
+                added = repo.save_dial_attempts(session, attempts=attempts)
+            typer.echo(f"导入拨号记录 {added} 条（共 {len(attempts)} 条）", err=True)
+        analyzer = Analyzer(settings)
+
+        def context(meta: CallMetadata) -> CallContext:
+            bounds = _day_bounds(meta, settings)
+            with factory() as session:
+                dial_log: list[DialAttempt] = []
+                if bounds and meta.customer_id:
+                    dial_log = repo.dial_attempts_for_customer(
+                        session, customer_id=meta.customer_id, start=bounds[0], end=bounds[1]
+                    )
+                elif bounds and meta.dialed_number:
+                    dial_log = repo.dial_attempts_for_number(
+                        session, dialed_number=meta.dialed_number, start=bounds[0], end=bounds[1]
+                    )
+                return CallContext(
+                    dial_log=tuple(dial_log), do_not_call=tuple(repo.do_not_call_entries(session))
+                )
+
+        failed = 0
+        versions = _versions()
+        bar = tqdm(recordings, unit="通", desc="分析", file=sys.stderr, disable=len(recordings) < 2)
+        for path in bar:
+            analysis = analyzer.analyze(path, context)
+            if store:
+                try:
+                    with factory() as session, session.begin():
+                        repo.save_analysis(
+                            session, analysis=analysis, source_path=str(path), versions=versions
+                        )
+                except QAServiceError as exc:
+                    analysis = _as_error(analysis, exc)
+            failed += analysis.status is CallStatus.ERROR
+            if as_json:
+                bar.clear()
+                sys.stdout.write(_json_line(analysis) + "\n")
+                sys.stdout.flush()
+            else:
+                bar.clear()
+                _print_summary(analysis)
+        bar.close()
+    if not as_json:
+        typer.echo(f"完成：{len(recordings) - failed} 通成功，{failed} 通失败。", err=True)
+    return 1 if failed else 0
+
+
+def _as_error(analysis: CallAnalysis, exc: QAServiceError) -> CallAnalysis:
+    from dataclasses import replace
+
+    return replace(analysis, status=CallStatus.ERROR, error=exc.as_dict(), findings=())
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("qa-service", "faster-whisper", "ctranslate2", "av", "opencc", "pypinyin"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+@app.command()
+def analyze(
+    paths: Annotated[list[Path], typer.Argument(help="录音文件或目录 / recordings or directories")],
+    cdr: Annotated[Path | None, typer.Option(help="拨号记录 CSV / dial log")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines 输出 / JSON Lines")] = False,
+    store: Annotated[bool, typer.Option(help="保存到数据库 / store results")] = True,
+) -> None:
+    """分析录音 / analyse recordings."""
+    settings = get_settings()
+    try:
+        code = _run_analysis(paths, settings, as_json=as_json, cdr=cdr, store=store)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+@app.command("eval")
+def evaluate_corpus(
+    corpus: Annotated[Path, typer.Argument(help="语料目录（calls/、labels/、cdr.csv）")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    save: Annotated[Path | None, typer.Option(help="保存每通分析结果 JSONL")] = None,
+) -> None:
+    """在标注语料上评估 / evaluate on a labelled corpus."""
+    from qa_service.evaluation_run import run_evaluation
+
+    try:
+        report = run_evaluation(corpus, get_settings(), save=save)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        from qa_service.evaluation_run import format_report
+
+        typer.echo(format_report(report))
+    raise typer.Exit(code=1 if report.errors else 0)
+
+
+@app.command()
+def demo() -> None:
+    """演示：分析仓库自带的样例通话并打印中文摘要 / analyse the bundled sample calls."""
+    settings = get_settings()
+    samples = settings.samples_dir
+    cdr = samples / "cdr.csv"
+    typer.secho(f"样例通话目录：{samples}；数据库：{settings.resolved_database_url}", err=True)
+    try:
+        code = _run_analysis(
+            [samples], settings, as_json=False, cdr=cdr if cdr.is_file() else None, store=True
+        )
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    raise typer.Exit(code=code)
+
+
+@cdr_app.command("import")
+def cdr_import(path: Path) -> None:
+    """导入拨号记录 / import a dial log (CSV, UTF-8 or GBK)."""
+    from qa_service.cdr import load_dial_log
+    from qa_service.db import repository as repo
+
+    settings = get_settings()
+    try:
+        attempts = load_dial_log(path, assume_offset=settings.local_tz)
+        with _database(settings) as factory, factory() as session, session.begin():
+            added = repo.save_dial_attempts(session, attempts=attempts)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"导入拨号记录 {added} 条新记录（文件共 {len(attempts)} 条）")
+
+
+@dnc_app.command("import")
+def dnc_import(path: Path) -> None:
+    """导入禁止拨打名单 / import a do-not-call list (CSV or one number per line)."""
+    from qa_service.cdr import load_do_not_call
+    from qa_service.db import repository as repo
+
+    settings = get_settings()
+    try:
+        entries = load_do_not_call(path)
+        with _database(settings) as factory, factory() as session, session.begin():
+            added = repo.add_do_not_call(session, entries=entries)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"禁止拨打名单新增 {added} 个号码（文件共 {len(entries)} 个）")
+
+
+@dnc_app.command("list")
+def dnc_list() -> None:
+    """列出禁止拨打名单 / list the do-not-call list."""
+    from qa_service.db import repository as repo
+
+    settings = get_settings()
+    try:
+        with _database(settings) as factory, factory() as session:
+            entries = repo.do_not_call_entries(session)
+    except QAServiceError as exc:
+        raise _fail(exc) from exc
+    for e in entries:
+        added = e.added_at.isoformat() if e.added_at else ""
+        typer.echo(f"{e.dialed_number}\t{e.source}\t{added}\t{e.reason}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,208 @@
+"""Evaluation against a labelled corpus: per-rule detection scores and ASR character error.
+
+Labels are call-level truth (``expected_rules``) plus utterance-level turns. Detection is
+scored per call and rule (a rule flagged on a call that expects it is a true positive);
+CER compares each speaker's transcript with the scripted turns after the same text
+normalisation on both sides (Simplified script, numbers spelled in Chinese, no
+punctuation), as is usual for Mandarin ASR scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa_service.domain import CallAnalysis, CallStatus, Speaker
+
+RULE_FAMILIES = ("P", "C", "R", "A", "M")
+_DIGITS = "零一二三四五六七八九"
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class CallLabels:
+    call_id: str
+    channels: str
+    expected_rules: frozenset[str]
+    turns: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def load(cls, path: Path) -> CallLabels:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            call_id=raw["call_id"],
+            channels=raw.get("channels", "stereo"),
+            expected_rules=frozenset(raw.get("expected_rules", [])),
+            turns=tuple(raw.get("turns", [])),
+        )
+
+
+@dataclass
+class RuleScore:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+        }
+
+
+@dataclass
+class EvalReport:
+    calls: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    rules: dict[str, RuleScore] = field(default_factory=dict)
+    families: dict[str, RuleScore] = field(default_factory=dict)
+    false_alarm: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    cer: dict[str, dict[str, float | int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "rules": {r: s.as_dict() for r, s in sorted(self.rules.items())},
+            "families": {f: s.as_dict() for f, s in self.families.items()},
+            "false_alarm_rate": self.false_alarm,
+            "cer": self.cer,
+        }
+
+
+def normalize_for_cer(text: str) -> str:
+    """Text as scored for CER: Simplified, numbers in Chinese characters, no punctuation."""
+    import cn2an
+
+    text = re.sub(r"(?<=\d)[,，](?=\d{3})", "", text)
+    # Phone numbers, hotlines and account numbers are read digit by digit.
+    text = re.sub(r"\d{5,}", lambda m: "".join(_DIGITS[int(d)] for d in m.group()), text)
+    try:
+        text = cn2an.transform(text, "an2cn")
+    except (ValueError, KeyError):  # cn2an rejects a few odd digit mixes; score them as is
+        pass
+    return _NON_WORD.sub("", text)
+
+
+def character_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance, reference length) after CER normalisation."""
+    from rapidfuzz.distance import Levenshtein
+
+    ref, hyp = normalize_for_cer(reference), normalize_for_cer(hypothesis)
+    return Levenshtein.distance(ref, hyp), len(ref)
+
+
+def _speaker_texts(analysis: CallAnalysis, labels: CallLabels) -> list[tuple[str, str]]:
+    """(reference, hypothesis) pairs: per speaker on stereo, whole call on mono."""
+    if labels.channels == "mono" or analysis.channels == "mono":
+        ref = "".join(t["text"] for t in sorted(labels.turns, key=lambda t: t["start"]))
+        hyp = "".join(u.text for u in analysis.utterances)
+        return [(ref, hyp)]
+    pairs = []
+    for speaker in (Speaker.AGENT, Speaker.CUSTOMER):
+        ref = "".join(t["text"] for t in labels.turns if t["speaker"] == speaker.value)
+        hyp = "".join(u.text for u in analysis.utterances if u.speaker == speaker)
+        pairs.append((ref, hyp))
+    return pairs
+
+
+def evaluate(analyses: Iterable[CallAnalysis], labels: dict[str, CallLabels]) -> EvalReport:
+    """Score analyses against labels (see module docstring)."""
+    report = EvalReport()
+    all_rules: set[str] = set()
+    for lab in labels.values():
+        all_rules |= lab.expected_rules
+    per_rule: dict[str, RuleScore] = {}
+    family_calls_without: Counter[str] = Counter()
+    family_false_alarms: Counter[str] = Counter()
+    errors_by_layout: dict[str, list[int]] = {}
+
+    for analysis in analyses:
+        report.calls += 1
+        lab = labels.get(analysis.call_id)
+        if analysis.status is CallStatus.ERROR or lab is None:
+            report.errors.append(
+                {"call_id": analysis.call_id, "error": analysis.error or "no labels for this call"}
+            )
+            continue
+        predicted = {f.rule for f in analysis.findings}
+        for rule in predicted | lab.expected_rules:
+            score = per_rule.setdefault(rule, RuleScore())
+            if rule in predicted and rule in lab.expected_rules:
+                score.tp += 1
+            elif rule in predicted:
+                score.fp += 1
+            else:
+                score.fn += 1
+        for fam in RULE_FAMILIES:
+            if not any(r.startswith(fam) for r in lab.expected_rules):
+                family_calls_without[fam] += 1
+                if any(r.startswith(fam) for r in predicted):
+                    family_false_alarms[fam] += 1
+        layout = "mono" if lab.channels == "mono" else "stereo"
+        for ref, hyp in _speaker_texts(analysis, lab):
+            edits, length = character_errors(ref, hyp)
+            acc = errors_by_layout.setdefault(layout, [0, 0])
+            acc[0] += edits
+            acc[1] += length
+
+    report.rules = per_rule
+    for fam in RULE_FAMILIES:
+        agg = RuleScore()
+        for rule, s in per_rule.items():
+            if rule.startswith(fam):
+                agg.tp += s.tp
+                agg.fp += s.fp
+                agg.fn += s.fn
+        if agg.tp + agg.fp + agg.fn:
+            report.families[fam] = agg
+        if family_calls_without[fam]:
+            report.false_alarm[fam] = {
+                "calls_without_label": family_calls_without[fam],
+                "calls_flagged": family_false_alarms[fam],
+                "rate": round(family_false_alarms[fam] / family_calls_without[fam], 4),
+            }
+    total = [0, 0]
+    for layout, (edits, length) in sorted(errors_by_layout.items()):
+        if not length:  # labels without turns: nothing to score the transcript against
+            continue
+        report.cer[layout] = {"edits": edits, "chars": length, "cer": round(edits / length, 4)}
+        total[0] += edits
+        total[1] += length
+    if total[1]:
+        report.cer["all"] = {
+            "edits": total[0],
+            "chars": total[1],
+            "cer": round(total[0] / total[1], 4),
+        }
+    return report
+
+
+def load_labels(labels_dir: Path) -> dict[str, CallLabels]:
+    out = {}
+    for path in sorted(labels_dir.glob("*.json")):
+        lab = CallLabels.load(path)
+        out[lab.call_id] = lab
+    return out

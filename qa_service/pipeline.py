@@ -1,0 +1,181 @@
+"""The analysis pipeline: ingest → transcribe → scan → score, for one recording.
+
+:class:`Analyzer` owns the heavy resources (the Whisper model) and is built once per
+process. It never touches the database: callers pass in the dial log and do-not-call
+list and persist the returned :class:`CallAnalysis`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qa_service.acoustic_rules import AcousticParams, scan_acoustics
+from qa_service.domain import (
+    CallAnalysis,
+    CallMetadata,
+    CallStatus,
+    DialAttempt,
+    DoNotCallEntry,
+    Finding,
+    IngestedCall,
+    StageTiming,
+    Transcript,
+)
+from qa_service.errors import QAServiceError
+from qa_service.ingest import ingest_recording, load_metadata
+from qa_service.metadata_rules import MetadataParams, scan_metadata
+from qa_service.settings import Settings
+from qa_service.textnorm import DomainVocabulary, TextNormalizer
+from qa_service.transcribe import TranscribeOptions, Transcriber
+from qa_service.vad import VadParams
+from qa_service.whisper_model import choose_device, resolve_model_dir
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What the analysis of one call needs from outside the recording."""
+
+    dial_log: tuple[DialAttempt, ...] = ()
+    do_not_call: tuple[DoNotCallEntry, ...] = ()
+
+
+# The context often depends on the call (its customer, its day), known only after ingest.
+ContextProvider = Callable[[CallMetadata], CallContext]
+
+
+def _no_context(_meta: CallMetadata) -> CallContext:
+    return CallContext()
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: list[StageTiming] = []
+
+    def run(self, stage: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.timings.append(StageTiming(stage, round(time.perf_counter() - t0, 4)))
+
+
+class Analyzer:
+    """Runs the pipeline; load once per process (it holds the Whisper model)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        vocabulary = DomainVocabulary.load(settings.lexicon_dir / "asr_vocabulary.yaml")
+        model_dir = resolve_model_dir(
+            settings.whisper_model,
+            models_dir=settings.models_dir,
+            cache_dir=settings.model_cache_dir,
+        )
+        device = choose_device(settings.device, settings.compute_type, settings.cpu_threads)
+        prompt = (
+            vocabulary.prompt(tuple(settings.organisation_names))
+            if settings.domain_vocabulary
+            else None
+        )
+        options = TranscribeOptions(
+            language=settings.language,
+            beam_size=settings.beam_size,
+            initial_prompt=prompt,
+            vad=VadParams(
+                threshold=settings.vad_threshold,
+                min_silence_ms=settings.min_silence_ms,
+                speech_pad_ms=settings.speech_pad_ms,
+            ),
+            utterance_gap_s=settings.utterance_gap_s,
+        )
+        normalizer = TextNormalizer(vocabulary, correct=settings.domain_correction)
+        self.device = device
+        self.transcriber = Transcriber(
+            model_dir, device, options, normalizer, model_name=f"whisper-{settings.whisper_model}"
+        )
+        self.acoustic = AcousticParams(
+            dead_air_s=settings.dead_air_s, min_overlap_s=settings.interruption_overlap_s
+        )
+        self.metadata = MetadataParams(
+            forbidden_start_hour=settings.forbidden_start_hour,
+            forbidden_end_hour=settings.forbidden_end_hour,
+            max_attempts_reached=settings.max_attempts_reached,
+            max_attempts_any=settings.max_attempts_any,
+            local_tz=settings.local_tz,
+        )
+
+    @property
+    def model_name(self) -> str:
+        return self.transcriber.model_name
+
+    def analyze(self, path: Path, context: ContextProvider = _no_context) -> CallAnalysis:
+        """Analyse one recording. Never raises for bad input: returns an error analysis."""
+        timer = _Timer()
+        try:
+            call: IngestedCall = timer.run(
+                "ingest",
+                ingest_recording,
+                path,
+                min_duration_s=self.settings.min_duration_s,
+                assume_offset=self.settings.local_tz,
+            )
+        except QAServiceError as exc:
+            return _error_analysis(path, exc, timer)
+        try:
+            transcript: Transcript = timer.run("transcribe", self.transcriber.transcribe, call)
+            findings = timer.run("scan", self.scan, call, transcript, context(call.metadata))
+        except QAServiceError as exc:
+            return replace(
+                _error_analysis(path, exc, timer),
+                call_id=call.metadata.call_id,
+                sha256=call.sha256,
+                metadata=call.metadata,
+                duration_s=round(call.audio.duration_s, 2),
+                channels=call.layout,
+            )
+        return CallAnalysis(
+            call_id=call.metadata.call_id,
+            recording=call.metadata.recording,
+            status=CallStatus.ANALYZED,
+            duration_s=round(call.audio.duration_s, 2),
+            channels=call.layout,
+            sha256=call.sha256,
+            metadata=call.metadata,
+            utterances=transcript.utterances,
+            findings=tuple(findings),
+            activity=transcript.activity,
+            score=None,
+            timings=tuple(timer.timings),
+            model_name=self.model_name,
+        )
+
+    def scan(
+        self, call: IngestedCall, transcript: Transcript, context: CallContext
+    ) -> list[Finding]:
+        """Rules that need no language model (acoustic and metadata)."""
+        findings = [
+            *scan_acoustics(transcript.activity, self.acoustic),
+            *scan_metadata(call.metadata, context.dial_log, context.do_not_call, self.metadata),
+        ]
+        return sorted(findings, key=_finding_order)
+
+
+def _finding_order(f: Finding) -> tuple[float, str]:
+    return (f.start if f.start is not None else -1.0, f.rule)
+
+
+def _error_analysis(path: Path, exc: QAServiceError, timer: _Timer) -> CallAnalysis:
+    call_id = path.stem
+    try:
+        call_id = load_metadata(path).call_id
+    except QAServiceError:
+        pass  # the sidecar itself may be the problem; the file stem still names the call
+    return CallAnalysis(
+        call_id=call_id,
+        recording=path.name,
+        status=CallStatus.ERROR,
+        error=exc.as_dict(),
+        timings=tuple(timer.timings),
+    )

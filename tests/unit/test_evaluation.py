@@ -1,0 +1,70 @@
+"""Scoring against labels: per-rule counts, family micro-F1, false alarms, CER."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_service.domain import CallAnalysis, CallStatus, Finding, Speaker, Utterance
+from qa_service.evaluation import CallLabels, character_errors, evaluate, normalize_for_cer
+
+
+def _analysis(call_id: str, rules: list[str], utts=(), channels="stereo") -> CallAnalysis:
+    return CallAnalysis(
+        call_id=call_id,
+        recording=f"{call_id}.wav",
+        status=CallStatus.ANALYZED,
+        channels=channels,
+        utterances=tuple(utts),
+        findings=tuple(Finding(rule=r, source="test", confidence=1.0) for r in rules),
+    )
+
+
+def _labels(call_id: str, rules: list[str], turns=()) -> CallLabels:
+    return CallLabels(call_id, "stereo", frozenset(rules), tuple(turns))
+
+
+def test_numbers_punctuation_and_script_are_normalised_before_cer() -> None:
+    assert normalize_for_cer("欠款5,300元，拨打12378！") == "欠款五千三百元拨打一二三七八"
+    assert character_errors("欠款五千三百元。", "欠款5300元") == (0, 7)
+    assert character_errors("逾期六十天", "预期六十天") == (1, 5)
+
+
+def test_rule_counts_and_family_scores() -> None:
+    analyses = [
+        _analysis("a", ["M01", "A01"]),  # M01 TP, A01 FP
+        _analysis("b", []),  # M01 FN
+        _analysis("c", ["M02"]),  # M02 TP
+    ]
+    labels = {
+        "a": _labels("a", ["M01"]),
+        "b": _labels("b", ["M01"]),
+        "c": _labels("c", ["M02"]),
+    }
+    report = evaluate(analyses, labels)
+    assert (report.rules["M01"].tp, report.rules["M01"].fn) == (1, 1)
+    assert report.rules["A01"].fp == 1
+    assert report.families["M"].f1 == pytest.approx(2 * 1.0 * (2 / 3) / (1 + 2 / 3))
+    # A01 was flagged on one of three calls that had no A label.
+    assert report.false_alarm["A"]["rate"] == pytest.approx(1 / 3, abs=1e-4)
+
+
+def test_errors_are_reported_not_scored() -> None:
+    failed = CallAnalysis(
+        call_id="x", recording="x.wav", status=CallStatus.ERROR, error={"code": "empty_file"}
+    )
+    report = evaluate([failed], {"x": _labels("x", ["M01"])})
+    assert report.errors == [{"call_id": "x", "error": {"code": "empty_file"}}]
+    assert report.rules == {}
+
+
+def test_cer_is_per_speaker_on_stereo() -> None:
+    turns = [
+        {"speaker": "agent", "start": 0, "end": 1, "text": "您好"},
+        {"speaker": "customer", "start": 1, "end": 2, "text": "是我"},
+    ]
+    swapped = [
+        Utterance(Speaker.AGENT, 0, 1, "是我"),
+        Utterance(Speaker.CUSTOMER, 1, 2, "您好"),
+    ]
+    report = evaluate([_analysis("a", [], swapped)], {"a": _labels("a", [], turns)})
+    assert report.cer["stereo"]["cer"] == 1.0  # right words, wrong speakers: all wrong
