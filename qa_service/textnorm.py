@@ -59,7 +59,7 @@ class TextNormalizer:
     def normalize(self, text: str) -> str:
         text = self._t2s.convert(text.strip())
         text = _SPACE_NEAR_NON_ASCII.sub("", text.translate(_PUNCT_MAP))
-        text = re.sub(r"\s+", " ", text).strip()
+        text = re.sub(r"\s+", " ", text).strip().lstrip("，。？！、；：,.?!;: ")
         if self._corrector is not None:
             text = self._corrector.correct(text)
         return text

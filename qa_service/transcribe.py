@@ -2,9 +2,11 @@
 
 Why the audio is stitched by hand instead of ``vad_filter=True``: the same speech
 regions must drive utterance boundaries and the acoustic rules, so they are computed
-once here; the speech is concatenated with a short silence between regions (a cue for
-Whisper to end a segment), decoded with word timestamps, and every word is mapped back
-to the region, and therefore the turn, it came from.
+once here. Each channel's speech regions are packed into windows of at most ~28 s
+with a second of silence between regions, all windows of the call are decoded in one
+batch (:mod:`qa_service.decoder`), and every word is mapped back to the region, and
+therefore the turn, it was spoken in. Whisper never sees audio the VAD calls silence,
+so it cannot invent text there.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from qa_service.decoder import DecodedWindow, WindowDecoder
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
+    Speaker,
     SpeechRegion,
     Transcript,
     Utterance,
@@ -43,8 +47,7 @@ class TranscribeOptions:
     vad: VadParams = VadParams()
     utterance_gap_s: float = 0.8  # stereo: pauses shorter than this stay inside a turn
     mono_utterance_gap_s: float = 0.3  # mono: both parties on one channel, split tighter
-    # Segments Whisper itself marks as probably-not-speech are dropped (silence
-    # hallucinations such as subtitle credits).
+    # A window Whisper itself judges not to be speech is dropped (silence hallucinations).
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     # Stitched speech per decoding window; Whisper's receptive field is 30 s.
@@ -57,19 +60,27 @@ class _Word:
     start: float  # original recording time
     end: float
     text: str
-    region: int  # index of the VAD region the word was spoken in
+    region: int  # index of the VAD region (in its channel) the word was spoken in
     logprob: float
+
+
+@dataclass(frozen=True)
+class _Window:
+    channel: int
+    regions: tuple[int, ...]
+    audio: np.ndarray
+    stitch: _StitchMap
 
 
 class _StitchMap:
     """Maps times in the stitched audio back to the original recording."""
 
-    def __init__(self, regions: list[tuple[int, int]]) -> None:
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
         self.stitched_starts: list[float] = []
         self.orig_starts: list[float] = []
         self.lengths: list[float] = []
         pos = 0.0
-        for start, end in regions:
+        for start, end in spans:
             self.stitched_starts.append(pos)
             self.orig_starts.append(start / SAMPLE_RATE)
             length = (end - start) / SAMPLE_RATE
@@ -83,10 +94,6 @@ class _StitchMap:
         if past_end > _GAP_S / 2 and i + 1 < len(self.lengths):
             return i + 1
         return i
-
-    def inside(self, t: float, region: int, slack: float = 0.25) -> bool:
-        start = self.stitched_starts[region]
-        return start - slack <= t <= start + self.lengths[region] + slack
 
     def to_original(self, t: float, region: int) -> float:
         offset = min(max(t - self.stitched_starts[region], 0.0), self.lengths[region])
@@ -106,12 +113,18 @@ class Transcriber:
     ) -> None:
         from faster_whisper import WhisperModel
 
-        self.model = WhisperModel(
+        model = WhisperModel(
             str(model_dir),
             device=device.device,
             compute_type=device.compute_type,
             cpu_threads=device.cpu_threads,
             local_files_only=True,
+        )
+        self.decoder = WindowDecoder(
+            model,
+            language=options.language,
+            beam_size=options.beam_size,
+            initial_prompt=options.initial_prompt,
         )
         self.options = options
         self.normalizer = normalizer
@@ -120,129 +133,138 @@ class Transcriber:
     def transcribe(self, call: IngestedCall) -> Transcript:
         """Transcribe every channel; returns utterances in time order with activity."""
         audio = call.audio
-        utterances: list[Utterance] = []
-        activity: list[ChannelActivity] = []
-        mono = call.layout == "mono"
-        for index, samples in enumerate(audio.channels[:2]):
-            speaker = call.speaker_of_channel(index)
-            regions = detect_speech(samples, audio.sample_rate, self.options.vad)
-            activity.append(ChannelActivity(channel=index, speaker=speaker, regions=tuple(regions)))
-            gap = self.options.mono_utterance_gap_s if mono else self.options.utterance_gap_s
-            utterances.extend(self._transcribe_channel(samples, index, speaker, regions, gap))
+        opts = self.options
+        channels = audio.channels[:2]
+        activity = [
+            ChannelActivity(
+                channel=i,
+                speaker=call.speaker_of_channel(i),
+                regions=tuple(detect_speech(samples, audio.sample_rate, opts.vad)),
+            )
+            for i, samples in enumerate(channels)
+        ]
+        words: dict[int, list[_Word]] = {i: [] for i in range(len(channels))}
+
+        windows = [
+            _stitch(channels[ch.channel], ch.channel, ch.regions, idx)
+            for ch in activity
+            for idx in _pack(ch.regions, range(len(ch.regions)), opts.window_s)
+        ]
+        skipped: dict[int, list[int]] = {i: [] for i in range(len(channels))}
+        for window, decoded in zip(windows, self.decoder.decode([w.audio for w in windows])):
+            found = self._words(window, decoded)
+            words[window.channel].extend(found)
+            covered = {w.region for w in found}
+            regions = activity[window.channel].regions
+            skipped[window.channel].extend(
+                i for i in window.regions if i not in covered and regions[i].duration >= 0.4
+            )
+        # Whisper sometimes ends a window early (an end-of-text after the first sentence)
+        # or jumps over a stretch; such regions get one more, shorter, decoding pass.
+        retries = [
+            _stitch(channels[ch], ch, activity[ch].regions, idx)
+            for ch, indices in skipped.items()
+            for idx in _pack(activity[ch].regions, indices, opts.retry_window_s)
+        ]
+        for window, decoded in zip(retries, self.decoder.decode([w.audio for w in retries])):
+            words[window.channel].extend(self._words(window, decoded))
+
+        gap = opts.mono_utterance_gap_s if call.layout == "mono" else opts.utterance_gap_s
+        utterances = [
+            u
+            for ch in activity
+            for u in self._utterances(ch, sorted(words[ch.channel], key=_word_time), gap)
+        ]
         utterances.sort(key=lambda u: (u.start, u.channel))
         return Transcript(
             utterances=tuple(utterances),
             activity=tuple(activity),
             model_name=self.model_name,
-            language=self.options.language,
+            language=opts.language,
         )
 
-    def _transcribe_channel(self, samples, channel, speaker, regions, gap_s) -> list[Utterance]:
-        if not regions:
-            return []
-        groups = group_regions(regions, gap_s)
-        region_group = [
-            next(g for g, grp in enumerate(groups) if grp.start <= r.start < grp.end + 1e-6)
-            for r in regions
-        ]
+    def _words(self, window: _Window, decoded: DecodedWindow) -> list[_Word]:
         opts = self.options
-        words: list[_Word] = []
-        skipped: list[int] = []
-        for window in _pack(regions, range(len(regions)), opts.window_s):
-            found = self._decode_window(samples, regions, window)
-            words.extend(found)
-            covered = {w.region for w in found}
-            skipped.extend(i for i in window if i not in covered and regions[i].duration >= 0.4)
-        # Whisper sometimes ends a window early (an end-of-text after the first sentence)
-        # or jumps over a stretch; such regions get one more, shorter, decoding pass.
-        for window in _pack(regions, skipped, opts.retry_window_s):
-            words.extend(self._decode_window(samples, regions, window))
-        words.sort(key=lambda w: (w.start, w.end))
+        if (
+            decoded.no_speech_prob > opts.no_speech_threshold
+            and decoded.avg_logprob < opts.log_prob_threshold
+        ):
+            return []  # Whisper's own verdict: this is not speech
+        out = []
+        for w in decoded.words:
+            if _HALLUCINATION_PATTERNS.search(w.text):
+                continue
+            # Whisper's alignment stretches the first word after a pause back across the
+            # silence (it starts in the previous region and ends just inside its own), so
+            # the word's end, not its midpoint, says where it was spoken.
+            k = window.stitch.region_of(w.end)
+            start = window.stitch.to_original(w.start, k)
+            end = window.stitch.to_original(w.end, k)
+            out.append(
+                _Word(start, max(start, end), w.text, window.regions[k], decoded.avg_logprob)
+            )
+        return out
 
+    def _utterances(
+        self, channel: ChannelActivity, words: list[_Word], gap_s: float
+    ) -> list[Utterance]:
+        groups = group_regions(list(channel.regions), gap_s)
+        starts = [g.start for g in groups]
         by_group: dict[int, list[_Word]] = {}
         for w in words:
-            by_group.setdefault(region_group[w.region], []).append(w)
-        utterances: list[Utterance] = []
-        for group in sorted(by_group):
-            members = by_group[group]
+            region = channel.regions[w.region]
+            g = max(0, bisect.bisect_right(starts, region.start + 1e-6) - 1)
+            by_group.setdefault(g, []).append(w)
+        out = []
+        for g in sorted(by_group):
+            members = by_group[g]
             raw = "".join(w.text for w in members).strip()
             text = self.normalizer.normalize(raw)
             if not text:
                 continue
-            utterances.append(
+            out.append(
                 Utterance(
-                    speaker=speaker,
+                    speaker=channel.speaker if channel.speaker else Speaker.UNKNOWN,
                     start=round(members[0].start, 2),
                     end=round(max(w.end for w in members), 2),
                     text=text,
-                    channel=channel,
+                    channel=channel.channel,
                     avg_logprob=round(float(np.mean([w.logprob for w in members])), 3),
                     raw_text=raw,
                 )
             )
-        return utterances
-
-    def _decode_window(
-        self, samples: np.ndarray, regions: list[SpeechRegion], window: list[int]
-    ) -> list[_Word]:
-        """Decode the given regions stitched together; words carry original times."""
-        spans = [
-            (
-                int(regions[i].start * SAMPLE_RATE),
-                min(len(samples), int(regions[i].end * SAMPLE_RATE)),
-            )
-            for i in window
-        ]
-        silence = np.zeros(int(_GAP_S * SAMPLE_RATE), dtype=np.float32)
-        pieces: list[np.ndarray] = []
-        for start, end in spans:
-            pieces.extend((samples[start:end], silence))
-        stitched = np.concatenate(pieces[:-1])
-        stitch = _StitchMap(spans)
-        opts = self.options
-        segments, _info = self.model.transcribe(
-            stitched,
-            language=opts.language,
-            beam_size=opts.beam_size,
-            best_of=max(1, opts.beam_size),
-            condition_on_previous_text=False,
-            initial_prompt=opts.initial_prompt,
-            word_timestamps=True,
-            without_timestamps=True,
-            vad_filter=False,
-            no_speech_threshold=opts.no_speech_threshold,
-            log_prob_threshold=opts.log_prob_threshold,
-        )
-        words: list[_Word] = []
-        for seg in segments:
-            if _is_hallucination(seg):
-                continue
-            for w in seg.words or ():
-                mid = (w.start + w.end) / 2
-                k = stitch.region_of(mid)
-                if not stitch.inside(mid, k):
-                    continue  # "heard" in the inserted silence: invented, not spoken
-                start = stitch.to_original(w.start, k)
-                end = stitch.to_original(w.end, k)
-                words.append(
-                    _Word(
-                        start=start,
-                        end=max(end, start),
-                        text=w.word,
-                        region=window[k],
-                        logprob=seg.avg_logprob,
-                    )
-                )
-        return words
+        return out
 
 
-def _pack(regions: list[SpeechRegion], indices, max_s: float) -> list[list[int]]:
-    """Group consecutive region indices into windows of at most ``max_s`` stitched seconds."""
+def _word_time(w: _Word) -> tuple[float, float]:
+    return (w.start, w.end)
+
+
+def _stitch(
+    samples: np.ndarray, channel: int, regions: tuple[SpeechRegion, ...], indices: list[int]
+) -> _Window:
+    spans = [
+        (int(regions[i].start * SAMPLE_RATE), min(len(samples), int(regions[i].end * SAMPLE_RATE)))
+        for i in indices
+    ]
+    silence = np.zeros(int(_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    for start, end in spans:
+        pieces.extend((samples[start:end], silence))
+    return _Window(channel, tuple(indices), np.concatenate(pieces[:-1]), _StitchMap(spans))
+
+
+def _pack(regions, indices, max_s: float) -> list[list[int]]:
+    """Group region indices into windows of at most ``max_s`` stitched seconds.
+
+    A single region longer than a window (a monologue without a pause) is cut in
+    pieces by the VAD's own maximum, so it never exceeds Whisper's 30 s.
+    """
     windows: list[list[int]] = []
     length = 0.0
     for i in indices:
-        need = regions[i].duration + (_GAP_S if windows and windows[-1] else 0.0)
-        if windows and windows[-1] and length + need <= max_s:
+        need = regions[i].duration + _GAP_S
+        if windows and length + need <= max_s:
             windows[-1].append(i)
             length += need
         else:
@@ -252,17 +274,7 @@ def _pack(regions: list[SpeechRegion], indices, max_s: float) -> list[list[int]]
 
 
 # Phrases Whisper is known to invent on silence or noise in Chinese (learned from
-# subtitle data). Matched on the Simplified-converted, punctuation-free text.
+# subtitle data).
 _HALLUCINATION_PATTERNS = re.compile(
-    r"(字幕|订阅|点赞|转发|打赏|明镜|栏目|请不吝|感谢观看|谢谢观看|下集|本期视频)"
+    r"(字幕|订阅|訂閱|点赞|點贊|打赏|打賞|明镜|明鏡|栏目|欄目|请不吝|請不吝|感谢观看|謝謝觀看)"
 )
-
-
-def _is_hallucination(seg) -> bool:
-    if seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0:
-        return True
-    if seg.compression_ratio > 2.4:  # looping output ("的的的的…")
-        return True
-    if seg.avg_logprob < -2.0:  # near-random tokens, typically at a window's padded end
-        return True
-    return bool(_HALLUCINATION_PATTERNS.search(seg.text))

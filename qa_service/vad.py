@@ -22,6 +22,9 @@ class VadParams:
     min_silence_ms: int = 350
     speech_pad_ms: int = 120
     min_speech_ms: int = 200
+    # Longer stretches are split (at a short pause if any) so one region always fits a
+    # Whisper window.
+    max_speech_s: float = 25.0
     # Very quiet channels (line noise only) can still trip the VAD; a region whose
     # RMS is this far below the channel's loudest speech is treated as noise.
     min_relative_db: float = -35.0
@@ -40,6 +43,7 @@ def detect_speech(audio: np.ndarray, sample_rate: int, params: VadParams) -> lis
             min_silence_duration_ms=params.min_silence_ms,
             speech_pad_ms=params.speech_pad_ms,
             min_speech_duration_ms=params.min_speech_ms,
+            max_speech_duration_s=params.max_speech_s,
         ),
         sampling_rate=sample_rate,
     )
