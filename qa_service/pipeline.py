@@ -74,11 +74,9 @@ class Analyzer:
             cache_dir=settings.model_cache_dir,
         )
         device = choose_device(settings.device, settings.compute_type, settings.cpu_threads)
-        prompt = (
-            vocabulary.prompt(tuple(settings.organisation_names))
-            if settings.domain_vocabulary
-            else None
-        )
+        organisations = tuple(settings.organisation_names)
+        prompt = vocabulary.prompt(organisations) if settings.domain_vocabulary else None
+        vocabulary = vocabulary.with_terms(organisations)
         options = TranscribeOptions(
             language=settings.language,
             beam_size=settings.beam_size,

@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     cpu_threads: int = Field(default=0, description="0: all available cores")
     beam_size: int = 1
     language: str = "zh"
-    domain_vocabulary: bool = True
+    domain_vocabulary: bool = Field(
+        default=False,
+        description="give lexicons/asr_vocabulary.yaml's prompt terms to the decoder",
+    )
     organisation_names: list[str] = Field(
         default_factory=list,
         description="your agency and client banks, added to the decoder prompt",

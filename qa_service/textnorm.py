@@ -28,6 +28,8 @@ class DomainVocabulary:
 
     prompt_terms: tuple[str, ...] = ()
     correction_terms: tuple[str, ...] = ()
+    # Known mishearings whose pinyin differs from the term (欠款 heard as 线款).
+    confusions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Homophones that are legitimate words and must be left alone.
     keep: frozenset[str] = field(default_factory=frozenset)
 
@@ -37,7 +39,20 @@ class DomainVocabulary:
         return cls(
             prompt_terms=tuple(raw.get("prompt_terms", [])),
             correction_terms=tuple(raw.get("correction_terms", [])),
+            confusions={
+                str(term): tuple(str(v) for v in variants)
+                for term, variants in (raw.get("confusions") or {}).items()
+            },
             keep=frozenset(raw.get("keep", [])),
+        )
+
+    def with_terms(self, terms: tuple[str, ...]) -> DomainVocabulary:
+        """The same vocabulary with extra correction terms (e.g. the agency's own name)."""
+        return DomainVocabulary(
+            prompt_terms=self.prompt_terms,
+            correction_terms=(*self.correction_terms, *terms),
+            confusions=self.confusions,
+            keep=self.keep,
         )
 
     def prompt(self, extra_terms: tuple[str, ...] = ()) -> str | None:
@@ -96,6 +111,11 @@ class _PinyinCorrector:
 
         self._lazy_pinyin = lazy_pinyin
         self._keep = vocabulary.keep
+        # Longest variants first, so 线款金额 is replaced before a shorter variant inside it.
+        self._confusions = sorted(
+            ((variant, term) for term, vs in vocabulary.confusions.items() for variant in vs),
+            key=lambda kv: -len(kv[0]),
+        )
         # Every reading of a polyphonic term counts (还款 is huan-kuan, not hai-kuan).
         # Longest terms first so 最低还款 wins over 还款.
         self._terms = sorted(
@@ -116,6 +136,8 @@ class _PinyinCorrector:
         ]
 
     def correct(self, text: str) -> str:
+        for variant, term in self._confusions:
+            text = text.replace(variant, term)
         chars = list(text)
         pys = self._syllables(text)
         fuzzy = [fuzzy_syllable(p) for p in pys]

@@ -41,8 +41,14 @@ def test_correction_is_off_unless_asked_and_leaves_real_words_alone() -> None:
 
 
 def test_prompt_lists_terms_and_organisations() -> None:
-    prompt = VOCAB.prompt(("安和资产管理公司",))
-    assert prompt is not None
-    assert prompt.startswith("信用卡催收电话录音：安和资产管理公司，")
-    assert "逾期" in prompt
+    vocab = DomainVocabulary(prompt_terms=("逾期", "还款"))
+    prompt = vocab.prompt(("安和资产管理公司",))
+    assert prompt == "信用卡催收电话录音：安和资产管理公司，逾期，还款。"
     assert DomainVocabulary().prompt() is None
+
+
+def test_known_confusions_and_organisation_names_are_corrected() -> None:
+    norm = TextNormalizer(VOCAB.with_terms(("长城商业银行",)), correct=True)
+    assert norm.normalize("目前线款五千元") == "目前欠款五千元"
+    assert norm.normalize("我是推售专员") == "我是催收专员"
+    assert norm.normalize("受长程商业银行委托") == "受长城商业银行委托"
