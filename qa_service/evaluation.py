@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from qa_service.domain import CallAnalysis, CallStatus, Speaker
+from qa_service.domain import CallAnalysis, CallStatus, Speaker, Utterance
 
 RULE_FAMILIES = ("P", "C", "R", "A", "M")
 _DIGITS = "零一二三四五六七八九"
@@ -80,6 +81,7 @@ class EvalReport:
     families: dict[str, RuleScore] = field(default_factory=dict)
     false_alarm: dict[str, dict[str, float | int]] = field(default_factory=dict)
     cer: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    cer_without_correction: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +91,7 @@ class EvalReport:
             "families": {f: s.as_dict() for f, s in self.families.items()},
             "false_alarm_rate": self.false_alarm,
             "cer": self.cer,
+            "cer_without_correction": self.cer_without_correction,
         }
 
 
@@ -114,30 +117,66 @@ def character_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     return Levenshtein.distance(ref, hyp), len(ref)
 
 
-def _speaker_texts(analysis: CallAnalysis, labels: CallLabels) -> list[tuple[str, str]]:
+def _speaker_texts(
+    analysis: CallAnalysis, labels: CallLabels, text_of: Callable[[Utterance], str]
+) -> list[tuple[str, str]]:
     """(reference, hypothesis) pairs: per speaker on stereo, whole call on mono."""
     if labels.channels == "mono" or analysis.channels == "mono":
         ref = "".join(t["text"] for t in sorted(labels.turns, key=lambda t: t["start"]))
-        hyp = "".join(u.text for u in analysis.utterances)
+        hyp = "".join(text_of(u) for u in analysis.utterances)
         return [(ref, hyp)]
     pairs = []
     for speaker in (Speaker.AGENT, Speaker.CUSTOMER):
         ref = "".join(t["text"] for t in labels.turns if t["speaker"] == speaker.value)
-        hyp = "".join(u.text for u in analysis.utterances if u.speaker == speaker)
+        hyp = "".join(text_of(u) for u in analysis.utterances if u.speaker == speaker)
         pairs.append((ref, hyp))
     return pairs
 
 
-def evaluate(analyses: Iterable[CallAnalysis], labels: dict[str, CallLabels]) -> EvalReport:
-    """Score analyses against labels (see module docstring)."""
+def _cer_table(errors_by_layout: dict[str, list[int]]) -> dict[str, dict[str, float | int]]:
+    table: dict[str, dict[str, float | int]] = {}
+    total = [0, 0]
+    for layout, (edits, length) in sorted(errors_by_layout.items()):
+        if not length:  # labels without turns: nothing to score the transcript against
+            continue
+        table[layout] = {"edits": edits, "chars": length, "cer": round(edits / length, 4)}
+        total[0] += edits
+        total[1] += length
+    if total[1]:
+        table["all"] = {"edits": total[0], "chars": total[1], "cer": round(total[0] / total[1], 4)}
+    return table
+
+
+def _raw_text(to_plain: Callable[[str], str], u: Utterance) -> str:
+    return to_plain(u.raw_text or u.text)
+
+
+def _add_cer(acc: dict[str, list[int]], layout: str, pairs: list[tuple[str, str]]) -> None:
+    for ref, hyp in pairs:
+        edits, length = character_errors(ref, hyp)
+        slot = acc.setdefault(layout, [0, 0])
+        slot[0] += edits
+        slot[1] += length
+
+
+def evaluate(
+    analyses: Iterable[CallAnalysis],
+    labels: dict[str, CallLabels],
+    *,
+    uncorrected: Callable[[str], str] | None = None,
+) -> EvalReport:
+    """Score analyses against labels (see module docstring).
+
+    ``uncorrected`` maps an utterance's raw Whisper text to what it would read without
+    domain-term correction; when given, the report also carries that CER, so the
+    correction's effect is measured on the very same decoding run.
+    """
     report = EvalReport()
-    all_rules: set[str] = set()
-    for lab in labels.values():
-        all_rules |= lab.expected_rules
     per_rule: dict[str, RuleScore] = {}
     family_calls_without: Counter[str] = Counter()
     family_false_alarms: Counter[str] = Counter()
     errors_by_layout: dict[str, list[int]] = {}
+    raw_errors_by_layout: dict[str, list[int]] = {}
 
     for analysis in analyses:
         report.calls += 1
@@ -162,11 +201,10 @@ def evaluate(analyses: Iterable[CallAnalysis], labels: dict[str, CallLabels]) ->
                 if any(r.startswith(fam) for r in predicted):
                     family_false_alarms[fam] += 1
         layout = "mono" if lab.channels == "mono" else "stereo"
-        for ref, hyp in _speaker_texts(analysis, lab):
-            edits, length = character_errors(ref, hyp)
-            acc = errors_by_layout.setdefault(layout, [0, 0])
-            acc[0] += edits
-            acc[1] += length
+        _add_cer(errors_by_layout, layout, _speaker_texts(analysis, lab, lambda u: u.text))
+        if uncorrected is not None:
+            pairs = _speaker_texts(analysis, lab, partial(_raw_text, uncorrected))
+            _add_cer(raw_errors_by_layout, layout, pairs)
 
     report.rules = per_rule
     for fam in RULE_FAMILIES:
@@ -184,19 +222,8 @@ def evaluate(analyses: Iterable[CallAnalysis], labels: dict[str, CallLabels]) ->
                 "calls_flagged": family_false_alarms[fam],
                 "rate": round(family_false_alarms[fam] / family_calls_without[fam], 4),
             }
-    total = [0, 0]
-    for layout, (edits, length) in sorted(errors_by_layout.items()):
-        if not length:  # labels without turns: nothing to score the transcript against
-            continue
-        report.cer[layout] = {"edits": edits, "chars": length, "cer": round(edits / length, 4)}
-        total[0] += edits
-        total[1] += length
-    if total[1]:
-        report.cer["all"] = {
-            "edits": total[0],
-            "chars": total[1],
-            "cer": round(total[0] / total[1], 4),
-        }
+    report.cer = _cer_table(errors_by_layout)
+    report.cer_without_correction = _cer_table(raw_errors_by_layout)
     return report
 
 

@@ -15,6 +15,7 @@ from qa_service.errors import InputError
 from qa_service.evaluation import RULE_FAMILIES, EvalReport, evaluate, load_labels
 from qa_service.rules import FAMILY_NAMES_ZH, rule_label
 from qa_service.settings import Settings
+from qa_service.textnorm import TextNormalizer
 
 
 def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None) -> EvalReport:
@@ -50,7 +51,8 @@ def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None
     finally:
         if out:
             out.close()
-    return evaluate(analyses, labels)
+    plain = TextNormalizer()
+    return evaluate(analyses, labels, uncorrected=plain.normalize)
 
 
 def format_report(report: EvalReport) -> str:
@@ -76,7 +78,11 @@ def format_report(report: EvalReport) -> str:
             )
     lines.append("")
     for layout, c in report.cer.items():
-        lines.append(f"字错误率 CER [{layout}]: {c['cer']:.4f}  ({c['edits']}/{c['chars']})")
+        raw = report.cer_without_correction.get(layout)
+        without = f"；未做术语纠正 without correction {raw['cer']:.4f}" if raw else ""
+        lines.append(
+            f"字错误率 CER [{layout}]: {c['cer']:.4f}  ({c['edits']}/{c['chars']}){without}"
+        )
     for err in report.errors:
         lines.append(f"错误 error: {err['call_id']}: {err['error']}")
     return "\n".join(lines)

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compute_type: str = Field(default="auto", description="auto: float16 on CUDA, int8 on CPU")
     cpu_threads: int = Field(default=0, description="0: all available cores")
-    beam_size: int = 1
+    beam_size: int = 5
     language: str = "zh"
     domain_vocabulary: bool = Field(
         default=False,
@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     lexicon_dir: Path = PROJECT_ROOT / "lexicons"
     models_dir: Path = PROJECT_ROOT / "models"
     samples_dir: Path = PROJECT_ROOT / "samples"
+    # The QA rubric every new analysis is scored with (see scoring/rubric.yaml).
+    rubric_path: Path = PROJECT_ROOT / "scoring" / "rubric.yaml"
 
     @field_validator("local_utc_offset")
     @classmethod
