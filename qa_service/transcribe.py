@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa_service.decoder import DecodedWindow, WindowDecoder
+from qa_service.diarize import attribute_speakers
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
