@@ -274,5 +274,10 @@ def dnc_list() -> None:
         typer.echo(f"{e.dialed_number}\t{e.source}\t{added}\t{e.reason}")
 
 
+# scorecard, report agency, rescore live in their own module (it needs ``app`` to exist).
+from qa_service.cli_reports import register as _register_reports  # noqa: E402
+
+_register_reports(app)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

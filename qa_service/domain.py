@@ -6,8 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # scoring imports this module; the annotation only needs the name
+    from qa_service.scoring import CallScore
 
 
 class Speaker(StrEnum):
@@ -37,6 +41,9 @@ class CallMetadata:
     channels: str | None = None  # "stereo" | "mono" as declared by the exporter
     channel_map: dict[int, Speaker] | None = None
     has_sidecar: bool = False
+    # Organisation, when the exporter knows it: scorecards group agents by team and agency.
+    team_id: str | None = None
+    agency_id: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,3 +181,4 @@ class CallAnalysis:
     error: dict[str, object] | None = None
     timings: tuple[StageTiming, ...] = ()
     model_name: str | None = None
+    score_detail: CallScore | None = None  # the breakdown behind ``score``

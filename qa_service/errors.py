@@ -62,6 +62,12 @@ class DoNotCallListError(InputError):
     code = "invalid_do_not_call_list"
 
 
+class LexiconError(QAServiceError):
+    """A rule lexicon file is unreadable or breaks the lexicon schema (names file and entry)."""
+
+    code = "invalid_lexicon"
+
+
 class ModelError(QAServiceError):
     """A model is missing, incomplete or fails verification."""
 
@@ -74,3 +80,9 @@ class StorageError(QAServiceError):
 
 class CallNotFound(QAServiceError):
     code = "call_not_found"
+
+
+class RubricError(InputError):
+    """A QA rubric file cannot be used; nothing is scored with it."""
+
+    code = "invalid_rubric"

@@ -123,6 +123,8 @@ def load_metadata(recording: Path, *, assume_offset: tzinfo = DEFAULT_OFFSET) ->
             else None
         ),
         has_sidecar=True,
+        team_id=parsed.team_id,
+        agency_id=parsed.agency_id,
     )
 
 
@@ -259,11 +261,22 @@ class _Sidecar(BaseModel):
     duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     channels: Literal["stereo", "mono"] | None = None
     channel_map: dict[str, Literal["agent", "customer"]] | None = None
+    # Optional organisation keys some exporters add; scorecards group by them.
+    team_id: str | None = None
+    agency_id: str | None = None
 
     @field_validator("call_id", mode="before")
     @classmethod
     def _strip_id(cls, value: object) -> object:
         return value.strip() if isinstance(value, str) else value
+
+    @field_validator("team_id", "agency_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        # Exporters write "" for "not in a team"; that must group as 未分组, not as "".
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("dialed_number")
     @classmethod

@@ -41,6 +41,9 @@ def analysis_to_json(a: CallAnalysis) -> dict[str, Any]:
     if a.status is CallStatus.ERROR:
         out["error"] = a.error
         out["findings"] = []
+    if a.score_detail is not None and a.status is not CallStatus.ERROR:
+        # Which rubric items deducted how much, each naming its findings by index.
+        out["score_breakdown"] = a.score_detail.as_dict()
     if a.sha256:
         out["sha256"] = a.sha256
     if a.model_name:

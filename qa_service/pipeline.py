@@ -27,6 +27,8 @@ from qa_service.domain import (
 from qa_service.errors import QAServiceError
 from qa_service.ingest import ingest_recording, load_metadata
 from qa_service.metadata_rules import MetadataParams, scan_metadata
+from qa_service.rubric import load_rubric
+from qa_service.scoring import score_call
 from qa_service.settings import Settings
 from qa_service.textnorm import DomainVocabulary, TextNormalizer
 from qa_service.transcribe import TranscribeOptions, Transcriber
@@ -103,6 +105,8 @@ class Analyzer:
             max_attempts_any=settings.max_attempts_any,
             local_tz=settings.local_tz,
         )
+        # A malformed rubric stops start-up: no call may be scored with half a rubric.
+        self.rubric = load_rubric(settings.rubric_path)
 
     @property
     def model_name(self) -> str:
@@ -133,6 +137,7 @@ class Analyzer:
                 duration_s=round(call.audio.duration_s, 2),
                 channels=call.layout,
             )
+        score = timer.run("score", score_call, findings, self.rubric)
         return CallAnalysis(
             call_id=call.metadata.call_id,
             recording=call.metadata.recording,
@@ -144,7 +149,8 @@ class Analyzer:
             utterances=transcript.utterances,
             findings=tuple(findings),
             activity=transcript.activity,
-            score=None,
+            score=score.score,
+            score_detail=score,
             timings=tuple(timer.timings),
             model_name=self.model_name,
         )

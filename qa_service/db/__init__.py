@@ -16,6 +16,16 @@ from qa_service.db.repository import (
     save_analysis,
     save_dial_attempts,
 )
+from qa_service.db.scores import (
+    agent_organisations,
+    count_undated_calls,
+    dial_attempts_between,
+    findings_for_call,
+    findings_for_period,
+    record_score,
+    scored_calls,
+    scores_for_call,
+)
 from qa_service.db.session import (
     current_revision,
     make_engine,
@@ -25,6 +35,14 @@ from qa_service.db.session import (
 
 __all__ = [
     "add_do_not_call",
+    "agent_organisations",
+    "count_undated_calls",
+    "dial_attempts_between",
+    "findings_for_call",
+    "findings_for_period",
+    "record_score",
+    "scored_calls",
+    "scores_for_call",
     "current_revision",
     "dial_attempts_for_customer",
     "dial_attempts_for_number",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,6 +162,8 @@ def _apply_analysis(row: CallRow, analysis: CallAnalysis, source_path: str | Non
     error = analysis.error or {}
     row.error_code = str(error["code"]) if "code" in error else None
     row.error_message = str(error["message"]) if "message" in error else None
+    row.team_id = meta.team_id if meta else None
+    row.agency_id = meta.agency_id if meta else None
 
 
 def _call_from_row(
@@ -234,6 +236,8 @@ def save_analysis(
     appends one ``analysis_runs`` row. An error with a known sha256 is stored (status
     ``error``, no utterances or findings); one without (the file was never read) is not,
     and None is returned. ``started_at`` defaults to now minus the summed stage timings.
+    An analysis carrying ``score_detail`` also appends that score to the call's score
+    history (``call_scores``) as the current one; see :mod:`qa_service.db.scores`.
     """
     if analysis.sha256 is None:
         if analysis.status == CallStatus.ERROR:
@@ -278,6 +282,11 @@ def save_analysis(
             )
         )
         session.flush()
+        # Imported here: qa_service.db.scores builds on this module's helpers.
+        from qa_service.db.scores import store_analysis_score
+
+        ok = analysis.status == CallStatus.ANALYZED
+        store_analysis_score(session, row=row, score=analysis.score_detail if ok else None)
         return row.id
 
 
@@ -303,7 +312,11 @@ def get_call(session: Session, *, call_id: str) -> CallAnalysis:
         ).first()
         if row is None:
             raise CallNotFound(f"找不到通话 {call_id} / call {call_id} not found", call_id=call_id)
-        return _call_from_row(row, with_utterances=True, run=_latest_run(session, row.id))
+        analysis = _call_from_row(row, with_utterances=True, run=_latest_run(session, row.id))
+        from qa_service.db.scores import current_score  # see save_analysis
+
+        detail = current_score(session, call_pk=row.id)
+        return replace(analysis, score_detail=detail) if detail is not None else analysis
 
 
 def find_call_id_by_sha256(session: Session, *, sha256: str) -> str | None:

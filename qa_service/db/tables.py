@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -57,6 +58,7 @@ STATUS_VALUES = ("analyzed", "error")
 CHANNEL_LAYOUTS = ("stereo", "mono")
 SPEAKER_VALUES = ("agent", "customer", "unknown")
 REVIEW_STATUSES = ("pending", "confirmed", "dismissed")
+SCORE_REASONS = ("analysis", "rescore", "review")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -139,6 +141,11 @@ class CallRow(Base):
     sidecar: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONDocument)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Since 0002: the rubric version behind ``score`` (the current call_scores row), and the
+    # organisation from the sidecar, as columns so that scorecards can filter on them.
+    rubric_version: Mapped[str | None] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="call",
@@ -264,3 +271,38 @@ class DoNotCallRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     source_call_id: Mapped[str | None] = mapped_column(String(128))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallScoreRow(Base):
+    """One score of a call under one rubric version; re-scoring appends, never rewrites.
+
+    Exactly one row per call is current (a partial unique index keeps it so): the one
+    ``calls.score`` mirrors. Older rows stay as the call's score history, so a rubric
+    change or a reviewer's verdict can always be traced.
+    """
+
+    __tablename__ = "call_scores"
+    __table_args__ = (
+        CheckConstraint(_in("reason", SCORE_REASONS), name="reason"),
+        Index(
+            "uq_call_scores_current_call_id",
+            "call_id",
+            unique=True,
+            sqlite_where=text("is_current"),
+            postgresql_where=text("is_current"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    rubric_version: Mapped[str] = mapped_column(String(32), index=True)
+    rubric_digest: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    passed: Mapped[bool] = mapped_column(Boolean)
+    fatal: Mapped[bool] = mapped_column(Boolean)
+    breakdown: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    is_current: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,15 +40,18 @@ def test_stereo_call_is_transcribed_per_speaker_in_simplified_chinese(analyzer: 
     cust = next(u for u in result.utterances if u.speaker is Speaker.CUSTOMER)
     assert 1.0 < cust.start < 2.2 and 3.2 < cust.end < 4.2
     stages = {t.stage for t in result.timings}
-    assert stages == {"ingest", "transcribe", "scan"}
+    assert stages == {"ingest", "transcribe", "scan", "score"}
 
 
-def test_mono_call_is_transcribed_once_with_unknown_speaker(analyzer: Analyzer) -> None:
+def test_mono_call_is_transcribed_once_and_speakers_told_apart_by_voice(
+    analyzer: Analyzer,
+) -> None:
     result = analyzer.analyze(MONO_WAV)
     assert result.status is CallStatus.ANALYZED, result.error
     assert result.channels == "mono"
     assert result.utterances
-    assert {u.speaker for u in result.utterances} == {Speaker.UNKNOWN}
+    assert {u.speaker for u in result.utterances} <= {Speaker.AGENT, Speaker.CUSTOMER}
+    assert result.utterances[0].speaker is Speaker.AGENT  # outbound: the agent speaks first
 
 
 def test_silence_yields_no_text(analyzer: Analyzer, tmp_path: Path) -> None:

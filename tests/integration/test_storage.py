@@ -138,7 +138,7 @@ def test_migrate_twice_is_idempotent(db_url: str) -> None:
         assert current_revision(engine) is None
         migrate(engine)
         migrate(db_url)  # by URL too, as a fresh CLI process would
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
         # On PostgreSQL this is the test's own schema: alembic_version must be there too.
         assert set(inspect(engine).get_table_names()) >= TABLES | {"alembic_version"}
     finally:
@@ -156,7 +156,7 @@ def test_sqlite_database_folder_is_created(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{path}")
     try:
         migrate(engine)
-        assert current_revision(engine) == "0001"
+        assert current_revision(engine) == "0002"
     finally:
         engine.dispose()
 
