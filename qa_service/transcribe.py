@@ -63,6 +63,8 @@ class TranscribeOptions:
     # channel, joining reads best (mono CER 0.146 vs 0.216).
     decode_merge_s: float = 0.0
     mono_decode_merge_s: float = 1.0
+    # Mono: tell agent from customer by voice (qa_service.diarize); off leaves "unknown".
+    attribute_mono: bool = True
     max_span_s: float = 25.0
 
 
@@ -200,6 +202,14 @@ class Transcriber:
             for u in self._utterances(ch, sorted(words[ch.channel], key=_word_time), gap)
         ]
         utterances.sort(key=lambda u: (u.start, u.channel))
+        if call.layout == "mono" and opts.attribute_mono:
+            inbound = (call.metadata.direction or "outbound") == "inbound"
+            utterances = attribute_speakers(
+                utterances,
+                channels[0],
+                audio.sample_rate,
+                first_speaker=Speaker.CUSTOMER if inbound else Speaker.AGENT,
+            )
         return Transcript(
             utterances=tuple(utterances),
             activity=tuple(activity),
