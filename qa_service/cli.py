@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qa_service.domain import CallAnalysis, CallMetadata, CallStatus, DialAttempt
 from qa_service.errors import QAServiceError
 from qa_service.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # imported lazily at run time: `qa-service --help` stays instant
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(
     help="催收外包通话质检 / QA speech analytics for collection calls",
@@ -38,7 +41,7 @@ def _fail(exc: QAServiceError) -> typer.Exit:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[object]:
+def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     from qa_service.db.session import make_engine, make_session_factory, migrate
 
     engine = make_engine(settings.resolved_database_url)
@@ -97,7 +100,7 @@ def _run_analysis(
     from qa_service.cdr import load_dial_log
     from qa_service.db import repository as repo
     from qa_service.ingest import discover_recordings
-    from qa_service.pipeline import Analyzer, CallContext
+    from qa_service.pipeline import Analyzer, CallContext, refusals_to_remember
 
     recordings = discover_recordings(paths)
     if not recordings:
@@ -138,6 +141,11 @@ def _run_analysis(
                         repo.save_analysis(
                             session, analysis=analysis, source_path=str(path), versions=versions
                         )
+                        refusals = refusals_to_remember(analysis)
+                        if refusals:
+                            repo.add_do_not_call(
+                                session, entries=refusals, source_call_id=analysis.call_id
+                            )
                 except QAServiceError as exc:
                     analysis = _as_error(analysis, exc)
             failed += analysis.status is CallStatus.ERROR

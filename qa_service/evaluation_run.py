@@ -10,9 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from qa_service.domain import CallAnalysis, CallMetadata
-from qa_service.errors import InputError
+from qa_service.domain import CallAnalysis, CallMetadata, DoNotCallEntry
+from qa_service.errors import InputError, QAServiceError
 from qa_service.evaluation import RULE_FAMILIES, EvalReport, evaluate, load_labels
+from qa_service.ingest import load_metadata
 from qa_service.rules import FAMILY_NAMES_ZH, rule_label
 from qa_service.settings import Settings
 from qa_service.textnorm import TextNormalizer
@@ -25,7 +26,7 @@ def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None
     from qa_service.cdr import load_dial_log
     from qa_service.ingest import discover_recordings
     from qa_service.output import analysis_to_json
-    from qa_service.pipeline import Analyzer, CallContext
+    from qa_service.pipeline import Analyzer, CallContext, refusals_to_remember
 
     calls_dir, labels_dir = corpus / "calls", corpus / "labels"
     if not calls_dir.is_dir() or not labels_dir.is_dir():
@@ -37,15 +38,22 @@ def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None
     dial_log = tuple(load_dial_log(cdr, assume_offset=settings.local_tz)) if cdr.is_file() else ()
     analyzer = Analyzer(settings)
 
+    do_not_call: list[DoNotCallEntry] = []
+
     def context(_meta: CallMetadata) -> CallContext:
-        return CallContext(dial_log=dial_log)
+        return CallContext(dial_log=dial_log, do_not_call=tuple(do_not_call))
 
     analyses: list[CallAnalysis] = []
     out = save.open("w", encoding="utf-8") if save else None
     try:
-        for path in tqdm(discover_recordings([calls_dir]), unit="call", file=sys.stderr):
+        # In call order, so that a refusal (C02) on one call makes a later call to that
+        # number an M03, as it would in production.
+        for path in tqdm(
+            _chronological(discover_recordings([calls_dir])), unit="call", file=sys.stderr
+        ):
             analysis = analyzer.analyze(path, context)
             analyses.append(analysis)
+            do_not_call.extend(refusals_to_remember(analysis))
             if out:
                 out.write(json.dumps(analysis_to_json(analysis), ensure_ascii=False) + "\n")
     finally:
@@ -53,6 +61,17 @@ def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None
             out.close()
     plain = TextNormalizer()
     return evaluate(analyses, labels, uncorrected=plain.normalize)
+
+
+def _chronological(paths: list[Path]) -> list[Path]:
+    def key(path: Path) -> tuple[int, str, str]:
+        try:
+            started = load_metadata(path).started_at
+        except QAServiceError:
+            started = None  # analysed (and reported as an error) after the dated calls
+        return (started is None, started.isoformat() if started else "", path.name)
+
+    return sorted(paths, key=key)
 
 
 def format_report(report: EvalReport) -> str:

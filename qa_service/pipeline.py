@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from qa_service.acoustic_rules import AcousticParams, scan_acoustics
+from qa_service.detect import ConductLexicon, Detector, FusionParams
 from qa_service.domain import (
     CallAnalysis,
     CallMetadata,
@@ -107,6 +109,7 @@ class Analyzer:
         )
         # A malformed rubric stops start-up: no call may be scored with half a rubric.
         self.rubric = load_rubric(settings.rubric_path)
+        self.detector = _build_detector(settings, device.cpu_threads)
 
     @property
     def model_name(self) -> str:
@@ -128,6 +131,8 @@ class Analyzer:
         try:
             transcript: Transcript = timer.run("transcribe", self.transcriber.transcribe, call)
             findings = timer.run("scan", self.scan, call, transcript, context(call.metadata))
+            findings += timer.run("detect", self.detect, call, transcript)
+            findings.sort(key=_finding_order)
         except QAServiceError as exc:
             return replace(
                 _error_analysis(path, exc, timer),
@@ -164,6 +169,46 @@ class Analyzer:
             *scan_metadata(call.metadata, context.dial_log, context.do_not_call, self.metadata),
         ]
         return sorted(findings, key=_finding_order)
+
+    def detect(self, call: IngestedCall, transcript: Transcript) -> list[Finding]:
+        """Prohibitions, customer signals and required conduct in the speech."""
+        return self.detector.detect(transcript.utterances, call.metadata)
+
+
+def refusals_to_remember(analysis: CallAnalysis) -> list[DoNotCallEntry]:
+    """C02 on a third-party call puts the dialled number on the do-not-call list (M03)."""
+    meta = analysis.metadata
+    if meta is None or not meta.dialed_number or meta.contact_role != "third_party":
+        return []
+    refusals = [f for f in analysis.findings if f.rule == "C02"]
+    if not refusals:
+        return []
+    when = meta.started_at
+    if when is not None and refusals[0].end is not None:
+        when = when + timedelta(seconds=refusals[0].end)
+    return [
+        DoNotCallEntry(
+            dialed_number=meta.dialed_number,
+            reason=f"第三方拒绝联系（通话 {analysis.call_id}）：{refusals[0].text or ''}"[:200],
+            source="C02",
+            added_at=when,
+        )
+    ]
+
+
+def _build_detector(settings: Settings, cpu_threads: int) -> Detector:
+    """Lexicon automata and the classifier, built once per process."""
+    from qa_service.classifier import UtteranceClassifier
+    from qa_service.lexicon import LexiconMatcher
+    from qa_service.lexicon_schema import load_lexicon
+
+    lexicon = load_lexicon(
+        settings.lexicon_dir / "rules",
+        user_dictionary=settings.lexicon_dir / "collection_terms.txt",
+    )
+    classifier = UtteranceClassifier.load(settings.classifier_dir, num_threads=cpu_threads)
+    conduct = ConductLexicon.load(settings.lexicon_dir / "conduct.yaml")
+    return Detector(LexiconMatcher(lexicon), classifier, conduct, FusionParams())
 
 
 def _finding_order(f: Finding) -> tuple[float, str]:

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     local_utc_offset: str = "+08:00"
 
     lexicon_dir: Path = PROJECT_ROOT / "lexicons"
+    classifier_dir: Path = Field(
+        default=PROJECT_ROOT / "models" / "classifier",
+        description="utterance classifier (trained by models/train_classifier.py)",
+    )
     models_dir: Path = PROJECT_ROOT / "models"
     samples_dir: Path = PROJECT_ROOT / "samples"
     # The QA rubric every new analysis is scored with (see scoring/rubric.yaml).

@@ -176,7 +176,7 @@ class Transcriber:
         # Whisper sometimes ends a window early (an end-of-text after the first sentence)
         # or jumps over a stretch: speech regions that got no word are decoded once more,
         # in shorter windows.
-        retries = []
+        retries: list[_Window] = []
         for ch in activity:
             covered = {w.region for w in words[ch.channel]}
             missed = tuple(
