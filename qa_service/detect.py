@@ -31,8 +31,14 @@ class FusionParams:
     """How lexicon and classifier evidence combine (see :func:`fuse`)."""
 
     lexicon_alone: float = 0.75  # a lexicon hit this strong fires without the classifier
-    lexicon_support: float = 0.4  # a weaker hit fires when the classifier leans the same way
-    support_factor: float = 0.5  # ... i.e. reaches this fraction of its own threshold
+    # The classifier alone fires above its tuned threshold, but never below this floor:
+    # an inspector's trust is lost to false alarms faster than it is won by recall.
+    classifier_alone: float = 0.97
+    # The classifier is over-confident on short garbled snippets (an ASR-mangled "喂，是张伟
+    #吗" scored 0.99 for insults); alone, it may only speak for a real sentence.
+    classifier_alone_min_chars: int = 8
+    lexicon_support: float = 0.3  # a weaker hit fires when the classifier leans the same way
+    support_factor: float = 1.0  # ... i.e. reaches this fraction of its own threshold
     third_party_p06: float = 0.75  # confidence of a debt disclosure on a third-party call
 
 
@@ -133,7 +139,13 @@ class Detector:
                 continue  # only a third party can refuse contact on the debtor's behalf
             lex = max((getattr(h, "weight", 0.5) for h in ev.lexicon.get(rule, ())), default=0.0)
             prob = ev.scores.get(rule, 0.0)
+            if rule == "P06" and not third_party and lex == 0.0:
+                # On the debtor's own line, talking about the debt is the job; pressing a
+                # third party needs words that name one (你替他还, 告诉你家人).
+                continue
             threshold = self._threshold(rule)
+            if lex == 0.0 and _cjk_count(u.text) < self.params.classifier_alone_min_chars:
+                prob = min(prob, threshold - 1e-6)  # too short to judge without a lexicon cue
             fired, confidence = fuse(lex, prob, threshold, self.params)
             if fired:
                 out.append(
@@ -281,10 +293,14 @@ def fuse(lex: float, prob: float, threshold: float, params: FusionParams) -> tup
     confidence = 1.0 - (1.0 - lex) * (1.0 - prob)
     fired = (
         lex >= params.lexicon_alone
-        or prob >= threshold
+        or prob >= max(threshold, params.classifier_alone)
         or (lex >= params.lexicon_support and prob >= threshold * params.support_factor)
     )
     return fired, confidence
+
+
+def _cjk_count(text: str) -> int:
+    return sum("\u4e00" <= ch <= "\u9fff" for ch in text)
 
 
 def _source(lex: float, prob: float, threshold: float) -> str:

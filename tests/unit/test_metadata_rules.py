@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -53,7 +53,7 @@ def test_forbidden_hours_boundaries(hour: int, minute: int, flagged: bool) -> No
 
 def test_forbidden_hours_use_local_time_not_utc() -> None:
     # 14:30 UTC is 22:30 in Beijing: forbidden there, although the UTC hour is harmless.
-    meta = _meta(datetime(2026, 11, 2, 14, 30, tzinfo=timezone.utc))
+    meta = _meta(datetime(2026, 11, 2, 14, 30, tzinfo=UTC))
     [finding] = check_forbidden_hours(meta, PARAMS)
     assert finding.rule == "M01"
     assert finding.evidence["started_at_local"].startswith("2026-11-02T22:30")

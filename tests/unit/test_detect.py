@@ -1,0 +1,136 @@
+"""Fusion and context rules of the detection stage, with the real lexicon and classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa_service.classifier import UtteranceClassifier
+from qa_service.detect import ConductLexicon, Detector, FusionParams, fuse
+from qa_service.domain import CallMetadata, Speaker, Utterance
+from qa_service.lexicon import LexiconMatcher
+from qa_service.lexicon_schema import load_lexicon
+
+ROOT = Path(__file__).resolve().parents[2]
+A, C = Speaker.AGENT, Speaker.CUSTOMER
+OPENING = "您好，我是安和资产管理公司的专员，受华信银行信用卡中心委托联系您。"
+CLOSING = "好的，感谢您的配合，再见。"
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    lexicon = load_lexicon(
+        ROOT / "lexicons" / "rules", user_dictionary=ROOT / "lexicons" / "collection_terms.txt"
+    )
+    return Detector(
+        LexiconMatcher(lexicon),
+        UtteranceClassifier.load(ROOT / "models" / "classifier", num_threads=1),
+        ConductLexicon.load(ROOT / "lexicons" / "conduct.yaml"),
+        FusionParams(),
+    )
+
+
+def _call(*turns: tuple[Speaker, str]) -> list[Utterance]:
+    return [Utterance(s, i * 5.0, i * 5.0 + 4.0, t) for i, (s, t) in enumerate(turns)]
+
+
+def _rules(findings) -> list[tuple[str, str]]:
+    return sorted((f.rule, f.speaker.value) for f in findings)
+
+
+DEBTOR = CallMetadata(call_id="c", recording="c.wav", contact_role="debtor")
+THIRD = CallMetadata(call_id="t", recording="t.wav", contact_role="third_party")
+
+
+def test_compliant_call_has_no_findings(detector: Detector) -> None:
+    call = _call(
+        (A, OPENING + "请问是张伟本人吗？"),
+        (C, "是我，什么事？"),
+        (A, "您的信用卡已经逾期六十天，欠款五千元，请您通过银行官方渠道尽快还款。"),
+        (C, "好的，我下周就还。"),
+        (A, CLOSING),
+    )
+    assert detector.detect(call, DEBTOR) == []
+
+
+def test_a_threat_is_p01_on_the_agent_turn_with_evidence(detector: Detector) -> None:
+    call = _call(
+        (A, OPENING),
+        (C, "我现在没钱。"),
+        (A, "不还钱的话，小心你家里人出门的时候出点什么事。"),
+        (A, CLOSING),
+    )
+    findings = detector.detect(call, DEBTOR)
+    p01 = [f for f in findings if f.rule == "P01"]
+    assert len(p01) == 1 and p01[0].speaker is A and p01[0].start == 10.0
+    assert 0 < p01[0].confidence <= 1
+    assert "classifier_score" in p01[0].evidence and "matches" in p01[0].evidence
+
+
+def test_customer_saying_police_words_is_c01_never_p03(detector: Detector) -> None:
+    call = _call(
+        (A, OPENING),
+        (C, "你们再这样骚扰我，我就报警，还要去银保监会投诉你们。"),
+        (A, "非常抱歉给您带来困扰，这次先到这里，稍后由我们主管给您回电。"),
+    )
+    rules = _rules(detector.detect(call, DEBTOR))
+    assert ("C01", "customer") in rules
+    assert not any(r.startswith("P") for r, _ in rules)
+    assert not any(r == "R04" for r, _ in rules)  # the agent handed over
+
+
+def test_complaint_not_deescalated_is_r04_on_next_agent_turn(detector: Detector) -> None:
+    call = _call(
+        (A, OPENING),
+        (C, "你这是威胁我，我要打12378投诉你。"),
+        (A, "你投诉也没用，今天必须把钱还上。"),
+        (A, CLOSING),
+    )
+    r04 = [f for f in detector.detect(call, DEBTOR) if f.rule == "R04"]
+    assert len(r04) == 1 and r04[0].start == 10.0
+
+
+def test_missing_identity_and_hostile_close_are_r01_and_r03(detector: Detector) -> None:
+    call = _call((A, "喂，是张伟吧？"), (C, "是我。"), (A, "行了，你自己看着办。"))
+    rules = {f.rule for f in detector.detect(call, DEBTOR)}
+    assert {"R01", "R03"} <= rules
+
+
+def test_mild_disclosure_to_third_party_is_p06_but_a_polite_deferral_is_not(
+    detector: Detector,
+) -> None:
+    disclosing = _call(
+        (A, OPENING + "请问是张伟本人吗？"),
+        (C, "我不是，我是他同事。"),
+        (A, "那麻烦您转告他一下，他信用卡欠的钱该还了。"),
+        (A, CLOSING),
+    )
+    assert "P06" in {f.rule for f in detector.detect(disclosing, THIRD)}
+    deferring = _call(
+        (A, OPENING + "请问是张伟本人吗？"),
+        (C, "他不在，我是他妈妈。"),
+        (A, "不好意思打扰了，麻烦您让他方便时回电，具体事情我们会和他本人沟通。"),
+    )
+    assert detector.detect(deferring, THIRD) == []
+
+
+def test_refusal_is_c02_only_from_a_third_party(detector: Detector) -> None:
+    call = _call(
+        (A, OPENING + "请问是张伟本人吗？"),
+        (C, "我不认识这个人，以后别再给我打电话了。"),
+        (A, "不好意思打扰了，再见。"),
+    )
+    assert "C02" in {f.rule for f in detector.detect(call, THIRD)}
+    assert "C02" not in {f.rule for f in detector.detect(call, DEBTOR)}
+
+
+def test_fusion_rules() -> None:
+    params = FusionParams()
+    assert fuse(0.9, 0.0, 0.5, params)[0]  # strong lexicon alone
+    assert fuse(0.0, 0.98, 0.5, params)[0]  # classifier alone above its threshold and floor
+    assert not fuse(0.0, 0.9, 0.3, params)[0]  # ... but not under the floor
+    assert fuse(0.5, 0.5, 0.5, params)[0]  # weak lexicon supported by the classifier
+    assert not fuse(0.5, 0.4, 0.5, params)[0]
+    assert not fuse(0.2, 0.55, 0.5, params)[0]
+    assert fuse(0.5, 0.5, 0.5, params)[1] == pytest.approx(0.75)
