@@ -165,7 +165,10 @@ class ModelInfo:
         try:
             raw = json.loads((model_dir / "labels.json").read_text(encoding="utf-8"))
             labels = tuple(raw["labels"])
-            thresholds = {rule: float(raw["thresholds"].get(rule, 0.5)) for rule in labels}
+            if sorted(labels) != sorted(LABELS):
+                raise ValueError(f"labels {list(labels)} are not the rules {list(LABELS)}")
+            # No default threshold: a rule without a tuned one is an incomplete model.
+            thresholds = {rule: float(raw["thresholds"][rule]) for rule in labels}
             return cls(
                 labels,
                 thresholds,
