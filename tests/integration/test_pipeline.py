@@ -40,7 +40,7 @@ def test_stereo_call_is_transcribed_per_speaker_in_simplified_chinese(analyzer: 
     cust = next(u for u in result.utterances if u.speaker is Speaker.CUSTOMER)
     assert 1.0 < cust.start < 2.2 and 3.2 < cust.end < 4.2
     stages = {t.stage for t in result.timings}
-    assert stages == {"ingest", "transcribe", "scan", "score"}
+    assert stages == {"ingest", "transcribe", "scan", "detect", "score"}
 
 
 def test_mono_call_is_transcribed_once_and_speakers_told_apart_by_voice(
