@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -40,17 +39,10 @@ def _fail(exc: QAServiceError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@contextmanager
-def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    from qa_service.db.session import make_engine, make_session_factory, migrate
+def _database(settings: Settings) -> AbstractContextManager[sessionmaker[Session]]:
+    from qa_service.db.session import open_database
 
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    factory = make_session_factory(engine)
-    try:
-        yield factory
-    finally:
-        engine.dispose()
+    return open_database(settings.resolved_database_url)
 
 
 def _day_bounds(meta: CallMetadata, settings: Settings) -> tuple[datetime, datetime] | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -76,16 +75,10 @@ def _fail(exc: QAServiceError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@contextmanager
-def _sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    from qa_service.db.session import make_engine, make_session_factory, migrate
+def _sessions(settings: Settings) -> AbstractContextManager[sessionmaker[Session]]:
+    from qa_service.db.session import open_database
 
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
+    return open_database(settings.resolved_database_url)
 
 
 def _parse_date(value: str | None, option: str) -> date | None:

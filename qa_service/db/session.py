@@ -9,6 +9,8 @@ becomes a :class:`~qa_service.errors.StorageError` a user can read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -189,3 +191,14 @@ def current_revision(engine: Engine) -> str | None:
             f"无法读取数据库版本 / cannot read the database schema revision: {exc}",
             url=_redacted(engine.url),
         ) from exc
+
+
+@contextmanager
+def open_database(url: str | URL) -> Iterator[sessionmaker[Session]]:
+    """Engine + up-to-date schema + session factory for one command; disposed on exit."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
