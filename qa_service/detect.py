@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
+from qa_service.lexicon_schema import LexiconHit
 
 P_RULES = tuple(f"P{i:02d}" for i in range(1, 11))
 C_RULES = ("C01", "C02", "C03")
@@ -35,7 +36,7 @@ class FusionParams:
     # an inspector's trust is lost to false alarms faster than it is won by recall.
     classifier_alone: float = 0.97
     # The classifier is over-confident on short garbled snippets (an ASR-mangled "喂，是张伟
-    #吗" scored 0.99 for insults); alone, it may only speak for a real sentence.
+    # 吗" scored 0.99 for insults); alone, it may only speak for a real sentence.
     classifier_alone_min_chars: int = 8
     lexicon_support: float = 0.3  # a weaker hit fires when the classifier leans the same way
     support_factor: float = 1.0  # ... i.e. reaches this fraction of its own threshold
@@ -88,7 +89,7 @@ class UtteranceEvidence:
 
     index: int
     utterance: Utterance
-    lexicon: dict[str, list[object]]  # rule -> non-negated hits
+    lexicon: dict[str, list[LexiconHit]]  # rule -> non-negated hits
     scores: dict[str, float]  # rule -> classifier probability
 
 
@@ -115,7 +116,7 @@ class Detector:
         probs = self.classifier.predict(items) if (items and self.classifier) else [{}] * len(items)
         out = []
         for i, (u, p) in enumerate(zip(utterances, probs, strict=True)):
-            hits: dict[str, list[object]] = {}
+            hits: dict[str, list[LexiconHit]] = {}
             for hit in self.matcher.match(u.text):
                 if not hit.negated:
                     hits.setdefault(hit.rule, []).append(hit)
@@ -137,7 +138,7 @@ class Detector:
         for rule in self._allowed(u.speaker):
             if rule == "C02" and not third_party:
                 continue  # only a third party can refuse contact on the debtor's behalf
-            lex = max((getattr(h, "weight", 0.5) for h in ev.lexicon.get(rule, ())), default=0.0)
+            lex = max((h.weight for h in ev.lexicon.get(rule, ())), default=0.0)
             prob = ev.scores.get(rule, 0.0)
             if rule == "P06" and not third_party and lex == 0.0:
                 # On the debtor's own line, talking about the debt is the job; pressing a
@@ -194,10 +195,11 @@ class Detector:
             "lexicon_weight": round(lex, 3),
             "matches": [
                 {
-                    "term": getattr(h, "term", ""),
-                    "matched": getattr(h, "matched_text", ""),
-                    "kind": getattr(h, "kind", ""),
-                    "why": getattr(h, "why", ""),
+                    "term": h.term,
+                    "matched": h.matched_text,
+                    "kind": str(h.kind),
+                    "via": h.via,
+                    "why": h.why,
                 }
                 for h in hits
             ],
