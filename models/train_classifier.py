@@ -153,7 +153,7 @@ def augment(rows: list[Row], cfg: TrainConfig, rng: random.Random) -> list[Row]:
             {
                 "speaker": speaker,
                 "text": text,
-                "labels": [x for x in labels if _allowed(x, speaker)],
+                "labels": sorted(x for x in labels if _allowed(x, speaker)),
             }
         )
     return out

@@ -109,7 +109,7 @@ def homophones(char: str) -> tuple[str, ...]:
 def fuzzy_neighbours(char: str) -> tuple[str, ...]:
     """Common characters in the same fuzzy-pinyin class but with another exact syllable."""
     by_syllable, by_fuzzy = _tables()
-    own = set(readings(char))
+    own = readings(char)  # a tuple: iterating a set here would follow the hash seed
     same_sound = {c for r in own for c in by_syllable.get(r, ())}
     out = [
         c

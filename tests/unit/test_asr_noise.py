@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 
 from qa_service.asr_noise import (
     NoiseConfig,
@@ -69,3 +72,24 @@ def test_default_rates_give_about_one_error_in_ten_characters() -> None:
     clean = SENTENCE.replace("，", "").replace("。", "")
     errors = sum(Levenshtein.distance(clean, add_asr_noise(clean, rng)) for _ in range(300))
     assert 0.06 < errors / (300 * len(clean)) < 0.16
+
+
+def test_noise_does_not_depend_on_the_hash_seed() -> None:
+    # Bug: fuzzy neighbours of a polyphone (还, 行, 重 …) were collected from a set, so the
+    # same seed gave other noise in another process and training was not reproducible.
+    code = (
+        "from qa_service.asr_noise import NoiseConfig, add_asr_noise;"
+        "print(add_asr_noise('还行重长得地都为着朝', 5,"
+        " NoiseConfig(homophone=0, fuzzy=1.0, drop=0, duplicate=0)))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3, 4)
+    }
+    assert len(outputs) == 1
