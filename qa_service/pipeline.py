@@ -164,11 +164,10 @@ class Analyzer:
         self, call: IngestedCall, transcript: Transcript, context: CallContext
     ) -> list[Finding]:
         """Rules that need no language model (acoustic and metadata)."""
-        findings = [
+        return [
             *scan_acoustics(transcript.activity, self.acoustic),
             *scan_metadata(call.metadata, context.dial_log, context.do_not_call, self.metadata),
         ]
-        return sorted(findings, key=_finding_order)
 
     def detect(self, call: IngestedCall, transcript: Transcript) -> list[Finding]:
         """Prohibitions, customer signals and required conduct in the speech."""
