@@ -84,13 +84,19 @@ __all__ = [
     "load_lexicon",
 ]
 
-_VIA_FACTOR = {"chars": 1.0, "pinyin": 0.9, "fuzzy": 0.8, "near_miss": 0.7}
+_VIA_FACTOR = {"chars": 1.0, "pinyin": 0.9, "fuzzy": 0.8, "near_miss": 0.7, "across_words": 0.4}
+# A sound match cutting across a word (诺照 in 承诺照 for 裸照: Whisper heard "P成裸照" as
+# 承诺照) is kept as weak evidence: too weak to fire alone (0.9 × 0.4 = 0.36 is below
+# fusion's lexicon_alone), enough to back a classifier that leans the same way.
 # Pronouns and particles: written right by the recogniser, they carry no sound evidence.
 _FUNCTION_CHARS = frozenset("你您我他她它们的了吗呢吧啊")
 # A sound match whose text is itself an everyday word (jieba frequency at least this: 知道
 # for 直到, 基础 for 寄出, 亿元 for 医院) is that word, not a misheard term; 见面 (2,189)
 # for 减免 and 预期 (1,656) for 逾期, Whisper's typical errors, stay below.
 _COMMON_WORD_FREQ = 3000
+# A dictionary word rarer than this (照发: 19) says little about where a garbled
+# transcript's words end.
+_RARE_WORD_FREQ = 100
 _MAX_READINGS = 32  # heteronym combinations per term, beyond which only the two readings
 # A slot heard only by its sound is weak evidence; it must sit close to its neighbour slot.
 _PHONETIC_MAX_GAP = 4
@@ -325,7 +331,7 @@ class LexiconMatcher:
                 range(len(entry.pattern.slots))
             ):
                 continue  # cheap early exit before any jieba work
-            occs = [o for o in occs if self._fits_words(doc, folded, o, entry)]
+            occs = [o for o in map(lambda o: self._fit(doc, folded, o, entry), occs) if o]
             if entry.pattern:
                 hits.extend((entry, h) for h in self._proximity_hits(doc, entry, occs))
             else:
@@ -372,6 +378,9 @@ class LexiconMatcher:
                     if best is None or _VIA_FACTOR[via] > _VIA_FACTOR[best]:
                         found[(form_id, start, start + n)] = via
 
+    def _is_rare_word(self, word: str) -> bool:
+        return (self._tokenizer.FREQ.get(word) or 0) < _RARE_WORD_FREQ
+
     def _is_common_word(self, heard: str) -> bool:
         return (self._tokenizer.FREQ.get(heard) or 0) >= _COMMON_WORD_FREQ
 
@@ -398,7 +407,15 @@ class LexiconMatcher:
                 return "near_miss"
         return None
 
-    def _fits_words(self, doc: _Text, folded: str, occ: _Occ, entry: LexiconEntry) -> bool:
+    def _fit(self, doc: _Text, folded: str, occ: _Occ, entry: LexiconEntry) -> _Occ | None:
+        """``occ`` if it sits on word boundaries, a weak copy if only heard across words."""
+        fits = self._fits_words(doc, folded, occ, entry)
+        if fits is None:
+            return occ if occ.via == "chars" else replace(occ, via="across_words")
+        return occ if fits else None
+
+    def _fits_words(self, doc: _Text, folded: str, occ: _Occ, entry: LexiconEntry) -> bool | None:
+        """True if ``occ`` respects word boundaries, None if it only straddles a word."""
         start, end = occ.start, occ.end
         # A Latin/digit term must not be part of a longer Latin/digit run (12345 in a number).
         if (
@@ -425,9 +442,23 @@ class LexiconMatcher:
         slot_chars = self._forms[occ.form].slot >= 0 and occ.via == "chars"
         if (end - start > 2 or slot_chars) and not entry.whole_word:
             return True
-        first_start, _ = doc.word_at(start)
+        first_start, first_end = doc.word_at(start)
         last_start, last_end = doc.word_at(end - 1)
-        return first_start >= start and not (last_end > end and last_start > start)
+        starts_clean = first_start >= start
+        ends_clean = not (last_end > end and last_start > start)
+        if starts_clean and ends_clean:
+            return True
+        # Written as such, the term is another word's part (公安 in 办公安排). Only heard, it
+        # may be syllables the recogniser fused into a wrong word (承诺/照 for 成裸照) — if it
+        # still ends or starts on a boundary; cutting into words on both sides (诺照 in
+        # 承诺照常) it is those words.
+        if occ.via == "chars" or entry.whole_word:
+            return False
+        # A rare dictionary word (照发, jieba frequency 19) is no evidence of a boundary.
+        text = doc.text
+        starts_clean = starts_clean or self._is_rare_word(text[first_start:first_end])
+        ends_clean = ends_clean or self._is_rare_word(text[last_start:last_end])
+        return None if starts_clean or ends_clean else False
 
     def _negation(self, doc: _Text, start: int, entry: LexiconEntry) -> str:
         """The cue that negates a hit of ``entry`` starting at ``start``, or ''."""

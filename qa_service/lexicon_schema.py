@@ -139,7 +139,7 @@ class LexiconHit:
     why: str
     negated: bool = False
     negated_by: str = ""  # the negation cue or the exception phrase that cancelled it
-    via: str = "chars"  # chars | pinyin | fuzzy | near_miss (weakest slot for a pattern)
+    via: str = "chars"  # chars | pinyin | fuzzy | near_miss | across_words (weakest slot)
 
 
 def load_lexicon(

@@ -134,3 +134,20 @@ def test_fusion_rules() -> None:
     assert not fuse(0.5, 0.4, 0.5, params)[0]
     assert not fuse(0.2, 0.55, 0.5, params)[0]
     assert fuse(0.5, 0.5, 0.5, params)[1] == pytest.approx(0.75)
+
+
+def test_weak_sound_evidence_needs_the_classifier_to_agree(detector: Detector) -> None:
+    # 承诺照 for "P成裸照": the lexicon's across-word sound match is too weak alone; in a
+    # threat the classifier leans to P08 and the two together make the finding.
+    threat = _call(
+        (A, OPENING),
+        (A, "你再拖着不还，我就把你的自拍承诺照发到你们公司群里。"),
+        (A, CLOSING),
+    )
+    findings = [f for f in detector.detect(threat, DEBTOR) if f.rule == "P08"]
+    assert len(findings) == 1
+    assert findings[0].evidence["matches"][0]["via"] == "across_words"
+    assert findings[0].source == "lexicon+classifier"
+    # The same fused sound in an everyday sentence: the classifier does not agree.
+    plain = _call((A, OPENING), (A, "我们承诺照发工资的客户也可以申请分期。"), (A, CLOSING))
+    assert not [f for f in detector.detect(plain, DEBTOR) if f.rule == "P08"]

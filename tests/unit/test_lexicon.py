@@ -253,6 +253,28 @@ def test_terms_do_not_match_across_word_boundaries(
     assert rule not in _evidence(matcher, text)
 
 
+def test_a_sound_match_fused_into_a_wrong_word_is_weak_evidence(matcher: LexiconMatcher) -> None:
+    # "P成裸照" heard as 承诺照: 诺照 sounds like 裸照 (n/l) but cuts into 承诺. Kept, too
+    # weak to count alone, for fusion to weigh against the classifier.
+    hits = [h for h in matcher.match("你的自拍我拿去承诺照挂网上") if h.rule == "P08"]
+    assert [(h.matched_text, h.term, h.via) for h in hits] == [("诺照", "裸照", "across_words")]
+    assert 0.3 <= hits[0].weight < EVIDENCE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我们承诺照常办理分期申请。",  # 诺照 cuts into 承诺 and into 照常: it is those words
+        "请按承诺照顾好家里的开支。",
+        "您的情况我们马上门口登记。",  # written as such, 上门 across words is nothing at all
+    ],
+)
+def test_a_match_cutting_into_everyday_words_on_both_sides_is_no_evidence(
+    matcher: LexiconMatcher, text: str
+) -> None:
+    assert not [h for h in matcher.match(text) if h.rule in ("P08", "P01")]
+
+
 def test_customer_saying_police_is_a_complaint_signal_not_impersonation(
     matcher: LexiconMatcher,
 ) -> None:
