@@ -193,12 +193,22 @@ def evaluate_corpus(
     corpus: Annotated[Path, typer.Argument(help="语料目录（calls/、labels/、cdr.csv）")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
     save: Annotated[Path | None, typer.Option(help="保存每通分析结果 JSONL")] = None,
+    transcripts: Annotated[
+        Path | None,
+        typer.Option(
+            help="复用已保存的分析结果（--save 的 JSONL），只重跑文本检测，用于调整词库 / "
+            "re-run only text detection on saved analyses"
+        ),
+    ] = None,
 ) -> None:
     """在标注语料上评估 / evaluate on a labelled corpus."""
-    from qa_service.evaluation_run import run_evaluation
+    from qa_service.evaluation_run import redetect_evaluation, run_evaluation
 
     try:
-        report = run_evaluation(corpus, get_settings(), save=save)
+        if transcripts is not None:
+            report = redetect_evaluation(corpus, get_settings(), transcripts, save=save)
+        else:
+            report = run_evaluation(corpus, get_settings(), save=save)
     except QAServiceError as exc:
         raise _fail(exc) from exc
     if as_json:

@@ -103,9 +103,7 @@ def attribute_speakers(
     usable = [i for i, f in enumerate(feats) if f.f0_hz > 0 and f.shs_f0_hz > 0]
     labels = _alternation(len(utterances))
     if len(usable) >= 2:
-        x = np.array(
-            [[np.log(feats[i].shs_f0_hz), np.log(feats[i].f0_hz)] for i in usable]
-        )
+        x = np.array([[np.log(feats[i].shs_f0_hz), np.log(feats[i].f0_hz)] for i in usable])
         groups, separation = _two_means(x)
         if separation >= min_separation:
             by_index = dict(zip(usable, groups, strict=True))

@@ -82,6 +82,8 @@ class EvalReport:
     false_alarm: dict[str, dict[str, float | int]] = field(default_factory=dict)
     cer: dict[str, dict[str, float | int]] = field(default_factory=dict)
     cer_without_correction: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    # Per family (P, C): labelled utterances whose rule was flagged on that utterance.
+    localisation: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +94,7 @@ class EvalReport:
             "false_alarm_rate": self.false_alarm,
             "cer": self.cer,
             "cer_without_correction": self.cer_without_correction,
+            "localisation": self.localisation,
         }
 
 
@@ -131,6 +134,38 @@ def _speaker_texts(
         hyp = "".join(text_of(u) for u in analysis.utterances if u.speaker == speaker)
         pairs.append((ref, hyp))
     return pairs
+
+
+# A finding is on a labelled utterance when their spans overlap, allowing for the few
+# hundred milliseconds by which ASR and label timestamps differ.
+_LOCALISATION_SLACK_S = 0.5
+_LOCALISED_FAMILIES = ("P", "C")
+
+
+def _add_localisation(
+    acc: dict[str, list[int]], analysis: CallAnalysis, labels: CallLabels, *, check_speaker: bool
+) -> None:
+    """Count labelled P/C utterances and those a finding of their rule points at.
+
+    On stereo calls the finding must also name the labelled speaker; on mono calls the
+    speaker is an estimate, scored separately (attribution accuracy).
+    """
+    for turn in labels.turns:
+        for rule in turn.get("labels", ()):
+            if rule[:1] not in _LOCALISED_FAMILIES:
+                continue
+            slot = acc.setdefault(rule[:1], [0, 0])
+            slot[0] += 1
+            if any(
+                f.rule == rule
+                and f.start is not None
+                and f.end is not None
+                and f.start < turn["end"] + _LOCALISATION_SLACK_S
+                and f.end > turn["start"] - _LOCALISATION_SLACK_S
+                and (not check_speaker or (f.speaker and f.speaker.value == turn["speaker"]))
+                for f in analysis.findings
+            ):
+                slot[1] += 1
 
 
 def _cer_table(errors_by_layout: dict[str, list[int]]) -> dict[str, dict[str, float | int]]:
@@ -177,6 +212,7 @@ def evaluate(
     family_false_alarms: Counter[str] = Counter()
     errors_by_layout: dict[str, list[int]] = {}
     raw_errors_by_layout: dict[str, list[int]] = {}
+    located: dict[str, list[int]] = {}  # family -> [labelled utterances, localised]
 
     for analysis in analyses:
         report.calls += 1
@@ -201,6 +237,7 @@ def evaluate(
                 if any(r.startswith(fam) for r in predicted):
                     family_false_alarms[fam] += 1
         layout = "mono" if lab.channels == "mono" else "stereo"
+        _add_localisation(located, analysis, lab, check_speaker=layout == "stereo")
         _add_cer(errors_by_layout, layout, _speaker_texts(analysis, lab, lambda u: u.text))
         if uncorrected is not None:
             pairs = _speaker_texts(analysis, lab, partial(_raw_text, uncorrected))
@@ -222,6 +259,11 @@ def evaluate(
                 "calls_flagged": family_false_alarms[fam],
                 "rate": round(family_false_alarms[fam] / family_calls_without[fam], 4),
             }
+    report.localisation = {
+        fam: {"utterances": n, "localised": k, "rate": round(k / n, 4)}
+        for fam, (n, k) in sorted(located.items())
+        if n
+    }
     report.cer = _cer_table(errors_by_layout)
     report.cer_without_correction = _cer_table(raw_errors_by_layout)
     return report

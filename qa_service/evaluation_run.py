@@ -7,10 +7,20 @@ the model and reads the corpus layout (``calls/``, ``labels/``, ``cdr.csv``).
 from __future__ import annotations
 
 import json
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-from qa_service.domain import CallAnalysis, CallMetadata, DoNotCallEntry
+from qa_service.domain import (
+    CallAnalysis,
+    CallMetadata,
+    CallStatus,
+    DoNotCallEntry,
+    Finding,
+    Speaker,
+    Utterance,
+)
 from qa_service.errors import InputError, QAServiceError
 from qa_service.evaluation import RULE_FAMILIES, EvalReport, evaluate, load_labels
 from qa_service.ingest import load_metadata
@@ -63,6 +73,131 @@ def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None
     return evaluate(analyses, labels, uncorrected=plain.normalize)
 
 
+# Rules that depend on the audio or the dial log, not on the words: a re-detection keeps
+# the saved findings for them.
+_NON_TEXT_FAMILIES = ("A", "M")
+
+
+def redetect_evaluation(
+    corpus: Path, settings: Settings, transcripts: Path, *, save: Path | None = None
+) -> EvalReport:
+    """Score ``corpus`` again from saved analyses, re-running only text detection.
+
+    For lexicon and fusion work: a QA lead who edits a lexicon sees its effect on the
+    whole corpus in seconds, without transcribing again. ``transcripts`` is a JSONL file
+    written by ``eval --save`` (or ``analyze --json``); acoustic and metadata findings are
+    taken from it as they are. CER is scored on the saved text; the figure without domain
+    correction needs Whisper's raw text, which the JSONL does not carry.
+    """
+    from qa_service.ingest import discover_recordings
+    from qa_service.output import analysis_to_json
+    from qa_service.pipeline import build_detector, finding_order
+    from qa_service.rubric import load_rubric
+    from qa_service.scoring import score_call
+
+    calls_dir, labels_dir = corpus / "calls", corpus / "labels"
+    if not calls_dir.is_dir() or not labels_dir.is_dir():
+        raise InputError(
+            f"语料目录需包含 calls/ 与 labels/ / corpus needs calls/ and labels/: {corpus}"
+        )
+    labels = load_labels(labels_dir)
+    metadata: dict[str, CallMetadata] = {}
+    for path in discover_recordings([calls_dir]):
+        try:
+            meta = load_metadata(path)
+        except QAServiceError:
+            continue  # the saved analysis reports that call's error
+        metadata[meta.call_id] = meta
+    detector = build_detector(settings, settings.cpu_threads or os.cpu_count() or 1)
+    rubric = load_rubric(settings.rubric_path)
+    analyses = []
+    for saved in load_saved_analyses(transcripts):
+        if saved.status is CallStatus.ERROR:
+            analyses.append(saved)
+            continue
+        meta = metadata.get(saved.call_id) or CallMetadata(
+            call_id=saved.call_id, recording=saved.recording
+        )
+        kept = [f for f in saved.findings if f.rule[:1] in _NON_TEXT_FAMILIES]
+        findings = sorted(kept + detector.detect(saved.utterances, meta), key=finding_order)
+        score = score_call(findings, rubric)
+        analyses.append(
+            replace(
+                saved,
+                metadata=meta,
+                findings=tuple(findings),
+                score=score.score,
+                score_detail=score,
+            )
+        )
+    if save:
+        with save.open("w", encoding="utf-8") as out:
+            for analysis in analyses:
+                out.write(json.dumps(analysis_to_json(analysis), ensure_ascii=False) + "\n")
+    return evaluate(analyses, labels)
+
+
+def load_saved_analyses(path: Path) -> list[CallAnalysis]:
+    """Analyses from a JSONL file of the output contract (one call per line)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"无法读取分析结果文件 / cannot read analyses: {path}: {exc}") from exc
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(analysis_from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"分析结果第 {number} 行格式错误 / malformed analysis at {path}:{number}: {exc}"
+            ) from exc
+    return out
+
+
+def analysis_from_json(raw: dict) -> CallAnalysis:
+    """The inverse of :func:`qa_service.output.analysis_to_json` for what detection needs."""
+
+    def speaker(value: str | None) -> Speaker | None:
+        return Speaker(value) if value else None
+
+    status = CallStatus(raw["status"])
+    return CallAnalysis(
+        call_id=raw["call_id"],
+        recording=raw.get("recording", ""),
+        status=status,
+        duration_s=raw.get("duration_s"),
+        channels=raw.get("channels"),
+        sha256=raw.get("sha256"),
+        utterances=tuple(
+            Utterance(
+                speaker=Speaker(u["speaker"]),
+                start=float(u["start"]),
+                end=float(u["end"]),
+                text=u["text"],
+            )
+            for u in raw.get("utterances", ())
+        ),
+        findings=tuple(
+            Finding(
+                rule=f["rule"],
+                source=f.get("source", ""),
+                confidence=float(f.get("confidence", 0.0)),
+                speaker=speaker(f.get("speaker")),
+                start=f.get("start"),
+                end=f.get("end"),
+                text=f.get("text"),
+                evidence=f.get("evidence") or {},
+            )
+            for f in raw.get("findings", ())
+        ),
+        score=raw.get("score"),
+        error=raw.get("error"),
+        model_name=raw.get("model"),
+    )
+
+
 def _chronological(paths: list[Path]) -> list[Path]:
     def key(path: Path) -> tuple[int, str, str]:
         try:
@@ -95,6 +230,11 @@ def format_report(report: EvalReport) -> str:
                 f"(P {s.precision:.3f} R {s.recall:.3f})  "
                 f"误报率 false-alarm {fa.get('rate', 0):.3f}"
             )
+    for fam, loc in report.localisation.items():
+        lines.append(
+            f"{fam} 定位到标注语句 localised: {loc['rate']:.3f}  "
+            f"({loc['localised']}/{loc['utterances']})"
+        )
     lines.append("")
     for layout, c in report.cer.items():
         raw = report.cer_without_correction.get(layout)

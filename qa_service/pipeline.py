@@ -109,7 +109,7 @@ class Analyzer:
         )
         # A malformed rubric stops start-up: no call may be scored with half a rubric.
         self.rubric = load_rubric(settings.rubric_path)
-        self.detector = _build_detector(settings, device.cpu_threads)
+        self.detector = build_detector(settings, device.cpu_threads)
 
     @property
     def model_name(self) -> str:
@@ -132,7 +132,7 @@ class Analyzer:
             transcript: Transcript = timer.run("transcribe", self.transcriber.transcribe, call)
             findings = timer.run("scan", self.scan, call, transcript, context(call.metadata))
             findings += timer.run("detect", self.detect, call, transcript)
-            findings.sort(key=_finding_order)
+            findings.sort(key=finding_order)
         except QAServiceError as exc:
             return replace(
                 _error_analysis(path, exc, timer),
@@ -195,7 +195,7 @@ def refusals_to_remember(analysis: CallAnalysis) -> list[DoNotCallEntry]:
     ]
 
 
-def _build_detector(settings: Settings, cpu_threads: int) -> Detector:
+def build_detector(settings: Settings, cpu_threads: int) -> Detector:
     """Lexicon automata and the classifier, built once per process."""
     from qa_service.classifier import UtteranceClassifier
     from qa_service.lexicon import LexiconMatcher
@@ -210,7 +210,7 @@ def _build_detector(settings: Settings, cpu_threads: int) -> Detector:
     return Detector(LexiconMatcher(lexicon), classifier, conduct, FusionParams())
 
 
-def _finding_order(f: Finding) -> tuple[float, str]:
+def finding_order(f: Finding) -> tuple[float, str]:
     return (f.start if f.start is not None else -1.0, f.rule)
 
 

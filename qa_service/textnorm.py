@@ -131,9 +131,7 @@ class _PinyinCorrector:
 
     def _syllables(self, text: str) -> list[str]:
         # One entry per character; non-Chinese characters get a placeholder.
-        return [
-            self._lazy_pinyin(c)[0] if "\u4e00" <= c <= "\u9fff" else "?" for c in text
-        ]
+        return [self._lazy_pinyin(c)[0] if "\u4e00" <= c <= "\u9fff" else "?" for c in text]
 
     def correct(self, text: str) -> str:
         for variant, term in self._confusions:
@@ -147,11 +145,15 @@ class _PinyinCorrector:
             i = 0
             while i + n <= len(chars):
                 window = "".join(chars[i : i + n])
-                if window != term and window not in self._keep and (
-                    tuple(pys[i : i + n]) == term_py
-                    or (
-                        tuple(fuzzy[i : i + n]) == term_fuzzy
-                        and any(a == b for a, b in zip(window, term, strict=True))
+                if (
+                    window != term
+                    and window not in self._keep
+                    and (
+                        tuple(pys[i : i + n]) == term_py
+                        or (
+                            tuple(fuzzy[i : i + n]) == term_fuzzy
+                            and any(a == b for a, b in zip(window, term, strict=True))
+                        )
                     )
                 ):
                     chars[i : i + n] = list(term)

@@ -212,7 +212,8 @@ def test_eval_and_demo_on_a_tiny_corpus(tmp_path: Path) -> None:
     }
     (corpus / "labels" / "t-1.json").write_text(json.dumps(labels, ensure_ascii=False))
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'qa.sqlite3'}"}
-    proc = _run(["eval", str(corpus), "--json"], env, tmp_path)
+    saved = tmp_path / "saved.jsonl"
+    proc = _run(["eval", str(corpus), "--json", "--save", str(saved)], env, tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["calls"] == 1 and report["errors"] == []
@@ -225,6 +226,24 @@ def test_eval_and_demo_on_a_tiny_corpus(tmp_path: Path) -> None:
         "f1": 1.0,
     }
     assert 0.0 <= report["cer"]["stereo"]["cer"] < 0.6
+
+    # Re-detection on the saved transcripts: same report, no ASR; then an edited
+    # transcript shows detection really runs again while M01 is kept from the save.
+    again = _run(["eval", str(corpus), "--json", "--transcripts", str(saved)], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["rules"] == report["rules"]
+    analysis = json.loads(saved.read_text(encoding="utf-8"))
+    agent = next(u for u in analysis["utterances"] if u["speaker"] == "agent")
+    agent["text"] = "再不还钱，我们明天就上门找你，让你全家都不得安宁。"
+    saved.write_text(json.dumps(analysis, ensure_ascii=False) + "\n", encoding="utf-8")
+    edited = _run(["eval", str(corpus), "--json", "--transcripts", str(saved)], env, tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    rules = json.loads(edited.stdout)["rules"]
+    assert rules["P01"]["fp"] == 1 and rules["M01"]["tp"] == 1
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n", encoding="utf-8")
+    bad = _run(["eval", str(corpus), "--transcripts", str(broken)], env, tmp_path)
+    assert bad.returncode != 0 and "broken.jsonl:1" in bad.stderr
 
     demo = _run(["demo"], {**env, "QA_SAMPLES_DIR": str(corpus / "calls")}, tmp_path)
     assert demo.returncode == 0, demo.stderr

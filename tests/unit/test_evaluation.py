@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from qa_service.domain import CallAnalysis, CallStatus, Finding, Speaker, Utterance
@@ -68,3 +70,41 @@ def test_cer_is_per_speaker_on_stereo() -> None:
     ]
     report = evaluate([_analysis("a", [], swapped)], {"a": _labels("a", [], turns)})
     assert report.cer["stereo"]["cer"] == 1.0  # right words, wrong speakers: all wrong
+
+
+def _turn(speaker: str, start: float, end: float, rules: list[str]) -> dict:
+    return {"speaker": speaker, "start": start, "end": end, "text": "…", "labels": rules}
+
+
+def _finding(rule: str, speaker: Speaker, start: float, end: float) -> Finding:
+    return Finding(rule=rule, source="test", confidence=1.0, speaker=speaker, start=start, end=end)
+
+
+def test_localisation_needs_the_rule_on_the_labelled_utterance_and_speaker() -> None:
+    turns = [
+        _turn("agent", 10.0, 14.0, ["P01"]),  # flagged on this utterance: localised
+        _turn("agent", 20.0, 24.0, ["P03"]),  # flagged, but 10 s later: not localised
+        _turn("customer", 30.0, 32.0, ["C01"]),  # flagged on the agent's channel: not
+        _turn("agent", 40.0, 44.0, ["P05"]),  # flagged with ASR timing slack: localised
+    ]
+    analysis = replace(
+        _analysis("a", []),
+        findings=(
+            _finding("P01", Speaker.AGENT, 10.2, 13.8),
+            _finding("P03", Speaker.AGENT, 34.0, 36.0),
+            _finding("C01", Speaker.AGENT, 30.0, 32.0),
+            _finding("P05", Speaker.AGENT, 44.3, 46.0),
+        ),
+    )
+    report = evaluate([analysis], {"a": _labels("a", ["P01", "P03", "P05", "C01"], turns)})
+    assert report.localisation["P"] == {"utterances": 3, "localised": 2, "rate": 0.6667}
+    assert report.localisation["C"] == {"utterances": 1, "localised": 0, "rate": 0.0}
+
+
+def test_localisation_on_mono_ignores_the_estimated_speaker() -> None:
+    analysis = replace(
+        _analysis("m", [], channels="mono"),
+        findings=(_finding("C01", Speaker.AGENT, 30.0, 32.0),),
+    )
+    labels = CallLabels("m", "mono", frozenset({"C01"}), (_turn("customer", 30, 32, ["C01"]),))
+    assert evaluate([analysis], {"m": labels}).localisation["C"]["localised"] == 1
