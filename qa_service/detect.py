@@ -50,6 +50,7 @@ class ConductLexicon:
     opening_window_s: float = 30.0
     agency: tuple[str, ...] = ()
     principal: tuple[str, ...] = ()
+    business: tuple[str, ...] = ()
     courteous: tuple[str, ...] = ()
     hostile: tuple[str, ...] = ()
     apology: tuple[str, ...] = ()
@@ -66,6 +67,7 @@ class ConductLexicon:
             opening_window_s=float(r01.get("window_s", 30)),
             agency=tuple(r01.get("agency", ())),
             principal=tuple(r01.get("principal", ())),
+            business=tuple(r01.get("business", ())),
             courteous=tuple(r03.get("courteous", ())),
             hostile=tuple(r03.get("hostile", ())),
             apology=tuple(r04.get("apology", ())),
@@ -226,8 +228,15 @@ class Detector:
             return []
         out = []
         c = self.conduct
-        # R01: agency and principal bank named in the opening agent turn(s).
-        opening = [u for u in agent if u.start <= c.opening_window_s] or agent[:1]
+        # R01: agency and principal bank named in the opening agent turn(s): those in the
+        # first seconds, up to and including the first that gets down to the debt.
+        opening = []
+        for u in agent:
+            if u.start > c.opening_window_s and opening:
+                break
+            opening.append(u)
+            if _has_any(u.text, c.business):
+                break
         opening_text = "".join(u.text for u in opening)
         agency, principal = _has_any(opening_text, c.agency), _has_any(opening_text, c.principal)
         if not (agency and principal):

@@ -97,6 +97,28 @@ def test_missing_identity_and_hostile_close_are_r01_and_r03(detector: Detector) 
     assert {"R01", "R03"} <= rules
 
 
+def test_identity_counts_only_before_the_agent_gets_down_to_the_debt(detector: Detector) -> None:
+    # Company and bank both named within 30 s, but only while talking about the debt and
+    # threatening the workplace: that is no identification.
+    late = _call(
+        (A, "喂，是李娜吗？"),
+        (C, "对，我是。"),
+        (A, "你在光大银行的信用卡逾期两个月了，欠款八千。"),
+        (A, "不还的话我们天天打你公司前台。"),
+        (A, CLOSING),
+    )
+    assert "R01" in {f.rule for f in detector.detect(late, DEBTOR)}
+    # A greeting first, then the identification, then the debt: a proper opening.
+    proper = _call(
+        (A, "喂，请问是李娜女士吗？"),
+        (C, "对，我是。"),
+        (A, "我是安和资产管理公司的专员，受光大银行信用卡中心委托联系您。"),
+        (A, "您的信用卡逾期两个月了，欠款八千，想和您商量一下还款安排。"),
+        (A, CLOSING),
+    )
+    assert "R01" not in {f.rule for f in detector.detect(proper, DEBTOR)}
+
+
 def test_mild_disclosure_to_third_party_is_p06_but_a_polite_deferral_is_not(
     detector: Detector,
 ) -> None:
