@@ -84,6 +84,8 @@ class EvalReport:
     cer_without_correction: dict[str, dict[str, float | int]] = field(default_factory=dict)
     # Per family (P, C): labelled utterances whose rule was flagged on that utterance.
     localisation: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    # Mono calls: utterances (and seconds of speech) given the labelled speaker.
+    mono_attribution: dict[str, float | int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,7 @@ class EvalReport:
             "cer": self.cer,
             "cer_without_correction": self.cer_without_correction,
             "localisation": self.localisation,
+            "mono_attribution": self.mono_attribution,
         }
 
 
@@ -168,6 +171,27 @@ def _add_localisation(
                 slot[1] += 1
 
 
+def _add_attribution(acc: list, analysis: CallAnalysis, labels: CallLabels) -> None:
+    """Mono speaker attribution: each utterance against the labelled turns it overlaps.
+
+    An utterance is right when the labelled speaker it overlaps most is the one it was
+    given; time accuracy counts the overlap with turns of the speaker it was given, so an
+    utterance that merges two parties' turns is right only for its own part.
+    """
+    for u in analysis.utterances:
+        overlap: Counter[str] = Counter()
+        for turn in labels.turns:
+            seconds = min(u.end, turn["end"]) - max(u.start, turn["start"])
+            if seconds > 0:
+                overlap[turn["speaker"]] += seconds
+        if not overlap:
+            continue  # speech the labels do not cover (a hallucination, noise)
+        acc[0] += 1
+        acc[1] += overlap.most_common(1)[0][0] == u.speaker.value
+        acc[2] += sum(overlap.values())
+        acc[3] += overlap.get(u.speaker.value, 0.0)
+
+
 def _cer_table(errors_by_layout: dict[str, list[int]]) -> dict[str, dict[str, float | int]]:
     table: dict[str, dict[str, float | int]] = {}
     total = [0, 0]
@@ -213,6 +237,7 @@ def evaluate(
     errors_by_layout: dict[str, list[int]] = {}
     raw_errors_by_layout: dict[str, list[int]] = {}
     located: dict[str, list[int]] = {}  # family -> [labelled utterances, localised]
+    attributed = [0, 0, 0.0, 0.0]  # utterances scored, right; seconds scored, right
 
     for analysis in analyses:
         report.calls += 1
@@ -238,6 +263,8 @@ def evaluate(
                     family_false_alarms[fam] += 1
         layout = "mono" if lab.channels == "mono" else "stereo"
         _add_localisation(located, analysis, lab, check_speaker=layout == "stereo")
+        if layout == "mono":
+            _add_attribution(attributed, analysis, lab)
         _add_cer(errors_by_layout, layout, _speaker_texts(analysis, lab, lambda u: u.text))
         if uncorrected is not None:
             pairs = _speaker_texts(analysis, lab, partial(_raw_text, uncorrected))
@@ -264,6 +291,14 @@ def evaluate(
         for fam, (n, k) in sorted(located.items())
         if n
     }
+    if attributed[0]:
+        report.mono_attribution = {
+            "utterances": attributed[0],
+            "correct": attributed[1],
+            "rate": round(attributed[1] / attributed[0], 4),
+            "speech_s": round(attributed[2], 1),
+            "time_rate": round(attributed[3] / attributed[2], 4) if attributed[2] else 0.0,
+        }
     report.cer = _cer_table(errors_by_layout)
     report.cer_without_correction = _cer_table(raw_errors_by_layout)
     return report

@@ -235,6 +235,12 @@ def format_report(report: EvalReport) -> str:
             f"{fam} 定位到标注语句 localised: {loc['rate']:.3f}  "
             f"({loc['localised']}/{loc['utterances']})"
         )
+    if report.mono_attribution:
+        att = report.mono_attribution
+        lines.append(
+            f"单声道说话人归属 mono attribution: {att['rate']:.3f} 语句 utterances "
+            f"({att['correct']}/{att['utterances']}), {att['time_rate']:.3f} 时长 time"
+        )
     lines.append("")
     for layout, c in report.cer.items():
         raw = report.cer_without_correction.get(layout)

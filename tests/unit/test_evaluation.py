@@ -108,3 +108,22 @@ def test_localisation_on_mono_ignores_the_estimated_speaker() -> None:
     )
     labels = CallLabels("m", "mono", frozenset({"C01"}), (_turn("customer", 30, 32, ["C01"]),))
     assert evaluate([analysis], {"m": labels}).localisation["C"]["localised"] == 1
+
+
+def test_mono_attribution_by_utterance_and_by_time() -> None:
+    turns = [
+        _turn("agent", 0.0, 4.0, []),
+        _turn("customer", 4.3, 6.0, []),
+        _turn("agent", 6.3, 10.0, []),
+    ]
+    utts = [
+        Utterance(Speaker.AGENT, 0.0, 4.0, "…"),  # right
+        # customer's turn merged with the agent's next one, given to the customer: wrong by
+        # majority (1.7 s customer vs 3.7 s agent), right for 1.7 s of its 5.4 s.
+        Utterance(Speaker.CUSTOMER, 4.3, 10.0, "…"),
+        Utterance(Speaker.AGENT, 20.0, 21.0, "…"),  # outside every label: not scored
+    ]
+    labels = CallLabels("m", "mono", frozenset(), tuple(turns))
+    att = evaluate([_analysis("m", [], utts, channels="mono")], {"m": labels}).mono_attribution
+    assert (att["utterances"], att["correct"], att["rate"]) == (2, 1, 0.5)
+    assert att["time_rate"] == pytest.approx((4.0 + 1.7) / 9.4, abs=1e-3)
