@@ -1,85 +1,30 @@
 """Who spoke each utterance of a mono recording: offline, CPU-only, two speakers.
 
-A collection call has exactly two parties. Each utterance is described by its voice
-(median fundamental frequency, from a normalised-autocorrelation pitch tracker, and
-spectral centroid and tilt of its voiced frames); the utterances are split into two
-groups with 2-means, and the group holding the first utterance is the agent, since on
-an outbound call the agent speaks first. When the two groups are not clearly apart
-(two similar voices), turn alternation decides instead: people take turns.
+A collection call has exactly two parties. Each utterance is described by its voice's
+timbre (mean and spread of its MFCCs over the telephone band); the utterances are split
+into two groups with 2-means, and the group holding the first utterance is the agent,
+since on an outbound call the agent speaks first. When the two groups are not apart
+(one voice), turn alternation decides instead: people take turns.
+
+On one channel, a reply that follows within a third of a second is one stretch of
+speech to the VAD, so one utterance can hold both parties. :class:`SpeakerVoices` learns
+the two voices from the attributed utterances and cuts such an utterance where its
+one-second windows change from one voice to the other (at most twice).
+
+Timbre, not pitch: on the dev corpus's mono calls, 1.5-s pieces of labelled turns go to
+the nearer of the two speakers' mean voices 95 % of the time by MFCC statistics and
+72 % by pitch (harmonic summation and autocorrelation F0); utterance attribution in
+the pipeline rose from 83 % to 88 %.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
 from qa_service.domain import Speaker, Utterance
-
-_FRAME = 512
-_HOP = 160
-_FMIN, _FMAX = 70.0, 400.0
-
-
-@dataclass(frozen=True)
-class VoiceFeatures:
-    f0_hz: float  # autocorrelation pitch, median over voiced frames; 0 if none voiced
-    centroid_hz: float
-    voiced_ratio: float
-    shs_f0_hz: float = 0.0  # subharmonic-summation pitch (robust to a missing fundamental)
-
-
-# Telephone audio has no energy below ~300 Hz, where a voice's fundamental lies, so
-# pitch is also read from the spacing of the harmonics that remain (subharmonic
-# summation, Hermes 1988): the candidate F0 whose harmonics carry most log energy.
-_SHS_N = 4096
-_SHS_CANDIDATES = np.arange(80.0, 400.0, 2.0)
-
-
-def _shs_pitch(samples: np.ndarray, sample_rate: int) -> float:
-    frame, hop = 1024, 320
-    if len(samples) < frame * 2:
-        return 0.0
-    n = 1 + (len(samples) - frame) // hop
-    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
-    frames = samples[idx].astype(np.float64) * np.hanning(frame)
-    energy = (frames**2).sum(axis=1)
-    frames = frames[energy > energy.max() * 0.05]
-    log_spec = np.log(np.abs(np.fft.rfft(frames, n=_SHS_N, axis=1)) + 1e-6)
-    bin_hz = sample_rate / _SHS_N
-    scores = np.zeros((len(_SHS_CANDIDATES), len(frames)))
-    for h in range(1, 12):
-        bins = np.round(_SHS_CANDIDATES * h / bin_hz).astype(int)
-        in_band = (bins * bin_hz >= 300) & (bins * bin_hz <= 3400)
-        scores[in_band] += (0.9**h) * log_spec[:, bins[in_band]].T
-    return float(np.median(_SHS_CANDIDATES[scores.argmax(axis=0)]))
-
-
-def voice_features(samples: np.ndarray, sample_rate: int) -> VoiceFeatures:
-    """Pitch and spectral shape of one utterance's audio."""
-    if len(samples) < _FRAME * 2:
-        return VoiceFeatures(0.0, 0.0, 0.0)
-    n = 1 + (len(samples) - _FRAME) // _HOP
-    idx = np.arange(_FRAME)[None, :] + _HOP * np.arange(n)[:, None]
-    frames = samples[idx].astype(np.float64)
-    frames -= frames.mean(axis=1, keepdims=True)
-    energy = (frames**2).sum(axis=1)
-    loud = energy > max(energy.max() * 1e-3, 1e-9)
-    window = np.hanning(_FRAME)
-    spec = np.abs(np.fft.rfft(frames * window, n=2 * _FRAME)) ** 2
-    acf = np.fft.irfft(spec, axis=1)[:, :_FRAME]
-    acf /= np.maximum(acf[:, :1], 1e-12)
-    lo, hi = int(sample_rate / _FMAX), int(sample_rate / _FMIN)
-    lags = np.argmax(acf[:, lo:hi], axis=1) + lo
-    peaks = acf[np.arange(n), lags]
-    voiced = loud & (peaks > 0.5)
-    if not voiced.any():
-        return VoiceFeatures(0.0, 0.0, 0.0)
-    f0 = float(np.median(sample_rate / lags[voiced]))
-    mag = np.abs(np.fft.rfft(frames[voiced] * window, axis=1))
-    freqs = np.fft.rfftfreq(_FRAME, 1.0 / sample_rate)
-    centroid = float(np.median((mag * freqs).sum(axis=1) / np.maximum(mag.sum(axis=1), 1e-12)))
-    return VoiceFeatures(f0, centroid, float(voiced.mean()), _shs_pitch(samples, sample_rate))
 
 
 def attribute_speakers(
@@ -96,14 +41,14 @@ def attribute_speakers(
     other = Speaker.CUSTOMER if first_speaker is Speaker.AGENT else Speaker.AGENT
     if len(utterances) == 1:
         return [replace(utterances[0], speaker=first_speaker)]
-    feats = [
-        voice_features(samples[int(u.start * sample_rate) : int(u.end * sample_rate)], sample_rate)
+    points = [
+        _voice_point(_segment(samples, sample_rate, u.start, u.end), sample_rate)
         for u in utterances
     ]
-    usable = [i for i, f in enumerate(feats) if f.f0_hz > 0 and f.shs_f0_hz > 0]
+    usable = [i for i, p in enumerate(points) if p is not None]
     labels = _alternation(len(utterances))
     if len(usable) >= 2:
-        x = np.array([[np.log(feats[i].shs_f0_hz), np.log(feats[i].f0_hz)] for i in usable])
+        x = np.array([points[i] for i in usable])
         groups, separation = _two_means(x)
         if separation >= min_separation:
             by_index = dict(zip(usable, groups, strict=True))
@@ -127,7 +72,7 @@ def _two_means(x: np.ndarray) -> tuple[list[int], float]:
     """2-means on standardised features; returns groups and a separation score.
 
     The score is the distance between the centroids in units of the pooled
-    within-group standard deviation (Fisher-like): ≥ 1 means two distinct voices.
+    within-group standard deviation (Fisher-like); below 1 the groups are noise.
     """
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -151,3 +96,173 @@ def _two_means(x: np.ndarray) -> tuple[list[int], float]:
     )
     separation = float(np.linalg.norm(centres[0] - centres[1]) / max(within, 1e-6))
     return groups.tolist(), separation
+
+
+@dataclass(frozen=True)
+class SpeakerVoices:
+    """The two parties' voices of a mono call, learnt from its attributed utterances.
+
+    Used to find a change of speaker *inside* an utterance: on one channel, a reply that
+    follows within a third of a second is one stretch of speech to the VAD, so the
+    customer's "我现在失业了" and the agent's next threat arrive as one utterance.
+    """
+
+    centres: dict[Speaker, np.ndarray]  # standardised voice points (see _voice_point)
+    spread: float  # distance between the two centres
+    scale: np.ndarray  # per-dimension standard deviation over the call's utterances
+
+    @classmethod
+    def fit(
+        cls,
+        utterances: list[Utterance],
+        samples: np.ndarray,
+        sample_rate: int,
+        *,
+        min_separation: float = 1.0,
+    ) -> SpeakerVoices | None:
+        """Centres of each speaker's utterances; None when the voices are not apart."""
+        points: dict[Speaker, list[np.ndarray]] = {}
+        for u in utterances:
+            x = _voice_point(_segment(samples, sample_rate, u.start, u.end), sample_rate)
+            if x is not None:
+                points.setdefault(u.speaker, []).append(x)
+        if len(points) != 2 or sum(map(len, points.values())) < 3:
+            return None
+        x = np.array([p for v in points.values() for p in v])
+        _, separation = _two_means(x)
+        if separation < min_separation:
+            return None  # two similar voices: a split would be a guess
+        scale = x.std(axis=0)
+        scale[scale == 0] = 1.0
+        centres = {s: np.mean(v, axis=0) / scale for s, v in points.items()}
+        a, b = centres.values()
+        return cls(centres, float(np.linalg.norm(a - b)), scale)
+
+    def leaning(self, samples: np.ndarray, sample_rate: int) -> float | None:
+        """+1 on the customer's voice, -1 on the agent's, 0 halfway; None if unusable."""
+        x = _voice_point(samples, sample_rate)
+        if x is None:
+            return None
+        z = x / self.scale
+        d_agent = float(np.linalg.norm(z - self.centres[Speaker.AGENT]))
+        d_customer = float(np.linalg.norm(z - self.centres[Speaker.CUSTOMER]))
+        return (d_agent - d_customer) / max(self.spread, 1e-6)
+
+    def turn_changes(
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        start: float,
+        end: float,
+        cuts: list[float],
+        *,
+        min_part_s: float = 0.8,
+        min_margin: float = 0.2,
+        window_s: float = 1.0,
+        hop_s: float = 0.25,
+    ) -> list[tuple[float, float, Speaker]]:
+        """Parts of ``[start, end]`` spoken by alternating parties, cut at ``cuts``.
+
+        The stretch is read in overlapping one-second windows, each leaning to one voice
+        or the other. A layout of one cut (a reply) or two (a reply and the answer to it)
+        is scored by how well its parts' speakers agree with the windows they hold; the
+        best layout is kept if it beats the stretch as one speaker's and every part leans
+        clearly (``min_margin``) to its own speaker. Otherwise: no parts.
+        """
+        cuts = [t for t in cuts if start + min_part_s <= t <= end - min_part_s]
+        if not cuts or end - start < 2 * min_part_s:
+            return []
+        centres, leans = [], []
+        t = start
+        while t + window_s <= end + 1e-6:
+            lean = self.leaning(_segment(samples, sample_rate, t, t + window_s), sample_rate)
+            if lean is not None:
+                centres.append(t + window_s / 2)
+                leans.append(lean)
+            t += hop_s
+        if len(leans) < 2:
+            return []
+        mid = np.array(centres)
+        lean = np.array(leans)
+        sign = {Speaker.CUSTOMER: 1.0, Speaker.AGENT: -1.0}
+        whole = max(float(lean.sum()), float(-lean.sum()))  # one speaker throughout
+        best: tuple[float, list[tuple[float, float, Speaker]]] | None = None
+        layouts = [[t] for t in cuts] + [
+            [t1, t2] for i, t1 in enumerate(cuts) for t2 in cuts[i + 1 :] if t2 - t1 >= min_part_s
+        ]
+        for layout in layouts:
+            bounds = [start, *layout, end]
+            for first in (Speaker.AGENT, Speaker.CUSTOMER):
+                speakers = [first if k % 2 == 0 else _other(first) for k in range(len(bounds) - 1)]
+                score, clear = 0.0, True
+                for (a, b), who in zip(
+                    zip(bounds, bounds[1:], strict=False), speakers, strict=True
+                ):
+                    held = lean[(mid >= a) & (mid < b)] * sign[who]
+                    if not len(held) or held.mean() < min_margin:
+                        clear = False
+                        break
+                    score += float(held.sum())
+                if clear and score > whole and (best is None or score > best[0]):
+                    best = (
+                        score,
+                        [(a, b, w) for a, b, w in zip(bounds, bounds[1:], speakers, strict=False)],
+                    )
+        return best[1] if best else []
+
+
+def _other(speaker: Speaker) -> Speaker:
+    return Speaker.CUSTOMER if speaker is Speaker.AGENT else Speaker.AGENT
+
+
+def _segment(samples: np.ndarray, sample_rate: int, start: float, end: float) -> np.ndarray:
+    return samples[int(start * sample_rate) : int(end * sample_rate)]
+
+
+def _voice_point(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
+    """Where a stretch of speech sits in voice space: its timbre (MFCC statistics)."""
+    return timbre(samples, sample_rate)
+
+
+_MFCC_FRAME, _MFCC_HOP, _N_MELS, _N_CEPS = 400, 160, 24, 13
+
+
+@cache
+def _mel_dct(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mel filterbank over the telephone band (250–3600 Hz) and the DCT-II basis."""
+    n_fft = 512
+
+    def to_mel(hz):
+        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+    def to_hz(mel):
+        return 700.0 * (10.0 ** (np.asarray(mel) / 2595.0) - 1.0)
+
+    edges = to_hz(np.linspace(to_mel(250.0), to_mel(min(3600.0, sample_rate / 2)), _N_MELS + 2))
+    bins = np.floor((n_fft + 1) * edges / sample_rate).astype(int)
+    bank = np.zeros((_N_MELS, n_fft // 2 + 1))
+    for i in range(_N_MELS):
+        lo, mid, hi = bins[i], bins[i + 1], bins[i + 2]
+        bank[i, lo:mid] = (np.arange(lo, mid) - lo) / max(mid - lo, 1)
+        bank[i, mid:hi] = (hi - np.arange(mid, hi)) / max(hi - mid, 1)
+    k = np.arange(_N_CEPS + 1)[:, None]
+    n = np.arange(_N_MELS)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * _N_MELS)) * np.sqrt(2.0 / _N_MELS)
+    return bank, basis[1:]  # c0 (loudness) says nothing about who speaks
+
+
+def timbre(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
+    """Mean and spread of the MFCCs of a stretch's louder frames; None if too short."""
+    if len(samples) < _MFCC_FRAME * 4:
+        return None
+    n = 1 + (len(samples) - _MFCC_FRAME) // _MFCC_HOP
+    idx = np.arange(_MFCC_FRAME)[None, :] + _MFCC_HOP * np.arange(n)[:, None]
+    frames = samples[idx].astype(np.float64) * np.hamming(_MFCC_FRAME)
+    power = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
+    energy = power.sum(axis=1)
+    loud = energy > max(energy.max() * 1e-3, 1e-10)
+    if loud.sum() < 10:
+        return None
+    bank, basis = _mel_dct(sample_rate)
+    ceps = np.log(power[loud] @ bank.T + 1e-10) @ basis.T
+    return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from qa_service.decoder import DecodedWindow, WindowDecoder
-from qa_service.diarize import attribute_speakers
+from qa_service.diarize import SpeakerVoices, attribute_speakers
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
@@ -33,6 +33,8 @@ from qa_service.vad import VadParams, detect_speech, group_regions
 from qa_service.whisper_model import DeviceChoice
 
 SAMPLE_RATE = 16000
+# Where Whisper ends a clause, a reply may begin (a mono cut candidate).
+_CLAUSE_PUNCTUATION = frozenset("。？！，,.?!")
 # Silence inserted between stitched regions. Whisper's word timestamps drift by a few
 # hundred ms at pauses; a gap this wide keeps a drifting word nearer its own region.
 _GAP_S = 1.0
@@ -65,6 +67,10 @@ class TranscribeOptions:
     mono_decode_merge_s: float = 1.0
     # Mono: tell agent from customer by voice (qa_service.diarize); off leaves "unknown".
     attribute_mono: bool = True
+    # Mono: split an utterance where the voice changes (a reply within a third of a
+    # second is one stretch of speech to the VAD). Cut points are pauses between words.
+    split_mono_turns: bool = True
+    mono_cut_pause_s: float = 0.1
     max_span_s: float = 25.0
 
 
@@ -196,12 +202,14 @@ class Transcriber:
             )
 
         gap = opts.mono_utterance_gap_s if call.layout == "mono" else opts.utterance_gap_s
-        utterances = [
-            u
+        turns = [
+            (u, members)
             for ch in activity
-            for u in self._utterances(ch, sorted(words[ch.channel], key=_word_time), gap)
+            for members in self._word_groups(ch, sorted(words[ch.channel], key=_word_time), gap)
+            if (u := self._utterance(ch, members)) is not None
         ]
-        utterances.sort(key=lambda u: (u.start, u.channel))
+        turns.sort(key=lambda t: (t[0].start, t[0].channel))
+        utterances = [u for u, _ in turns]
         if call.layout == "mono" and opts.attribute_mono:
             inbound = (call.metadata.direction or "outbound") == "inbound"
             utterances = attribute_speakers(
@@ -210,6 +218,10 @@ class Transcriber:
                 audio.sample_rate,
                 first_speaker=Speaker.CUSTOMER if inbound else Speaker.AGENT,
             )
+            if opts.split_mono_turns:
+                utterances = self._split_turns(
+                    activity[0], utterances, [m for _, m in turns], channels[0]
+                )
         return Transcript(
             utterances=tuple(utterances),
             activity=tuple(activity),
@@ -240,9 +252,10 @@ class Transcriber:
             out.append(_Word(start, end, w.text, region, k, decoded.avg_logprob))
         return out
 
-    def _utterances(
+    def _word_groups(
         self, channel: ChannelActivity, words: list[_Word], gap_s: float
-    ) -> list[Utterance]:
+    ) -> list[list[_Word]]:
+        """Words grouped by turn: VAD regions joined across pauses shorter than ``gap_s``."""
         groups = group_regions(list(channel.regions), gap_s)
         starts = [g.start for g in groups]
         by_group: dict[int, list[_Word]] = {}
@@ -250,24 +263,51 @@ class Transcriber:
             region = channel.regions[w.region]
             g = max(0, bisect.bisect_right(starts, region.start + 1e-6) - 1)
             by_group.setdefault(g, []).append(w)
-        out = []
-        for g in sorted(by_group):
-            members = by_group[g]
-            raw = "".join(w.text for w in members).strip()
-            text = self.normalizer.normalize(raw)
-            if not text:
+        return [by_group[g] for g in sorted(by_group)]
+
+    def _utterance(self, channel: ChannelActivity, members: list[_Word]) -> Utterance | None:
+        raw = "".join(w.text for w in members).strip()
+        text = self.normalizer.normalize(raw)
+        if not text:
+            return None
+        return Utterance(
+            speaker=channel.speaker if channel.speaker else Speaker.UNKNOWN,
+            start=round(members[0].start, 2),
+            end=round(max(w.end for w in members), 2),
+            text=text,
+            channel=channel.channel,
+            avg_logprob=round(float(np.mean([w.logprob for w in members])), 3),
+            raw_text=raw,
+        )
+
+    def _split_turns(
+        self,
+        channel: ChannelActivity,
+        utterances: list[Utterance],
+        groups: list[list[_Word]],
+        samples: np.ndarray,
+    ) -> list[Utterance]:
+        """Mono: cut attributed utterances where the voice changes between two words."""
+        voices = SpeakerVoices.fit(utterances, samples, SAMPLE_RATE)
+        if voices is None:
+            return utterances
+        out: list[Utterance] = []
+        for u, members in zip(utterances, groups, strict=True):
+            cuts = [
+                (a.end + b.start) / 2
+                for a, b in zip(members, members[1:], strict=False)
+                if b.start - a.end >= self.options.mono_cut_pause_s
+                or a.text.rstrip()[-1:] in _CLAUSE_PUNCTUATION
+            ]
+            parts = voices.turn_changes(samples, SAMPLE_RATE, u.start, u.end, cuts)
+            if not parts:
+                out.append(u)
                 continue
-            out.append(
-                Utterance(
-                    speaker=channel.speaker if channel.speaker else Speaker.UNKNOWN,
-                    start=round(members[0].start, 2),
-                    end=round(max(w.end for w in members), 2),
-                    text=text,
-                    channel=channel.channel,
-                    avg_logprob=round(float(np.mean([w.logprob for w in members])), 3),
-                    raw_text=raw,
-                )
-            )
+            for a, b, speaker in parts:
+                part = [w for w in members if a <= (w.start + w.end) / 2 < b]
+                piece = self._utterance(channel, part) if part else None
+                if piece is not None:
+                    out.append(replace(piece, speaker=speaker))
         return out
 
 

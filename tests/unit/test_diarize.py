@@ -1,10 +1,12 @@
-"""Mono speaker attribution by voice, on synthetic voices with known pitch."""
+"""Mono speaker attribution by voice, on synthetic harmonic voices."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from qa_service.diarize import attribute_speakers, voice_features
+from qa_service.diarize import SpeakerVoices, attribute_speakers, timbre
 from qa_service.domain import Speaker, Utterance
 
 SR = 16000
@@ -20,9 +22,13 @@ def _voice(f0: float, seconds: float, seed: int) -> np.ndarray:
     return (0.3 * x + 0.005 * rng.normal(size=t.size)).astype(np.float32)
 
 
-def test_pitch_is_read_from_harmonics_when_the_fundamental_is_missing() -> None:
-    assert abs(voice_features(_voice(220, 1.5, 0), SR).shs_f0_hz - 220) < 12
-    assert abs(voice_features(_voice(150, 1.5, 1), SR).shs_f0_hz - 150) < 12
+def test_timbre_needs_enough_audio_and_tells_voices_apart() -> None:
+    assert timbre(np.zeros(100, dtype=np.float32), SR) is None
+    assert timbre(np.zeros(SR, dtype=np.float32), SR) is None  # silence: no loud frame
+    low, low2, high = (
+        timbre(_voice(f0, 1.5, seed), SR) for f0, seed in ((150, 0), (150, 1), (230, 2))
+    )
+    assert np.linalg.norm(low - low2) < np.linalg.norm(low - high)
 
 
 def test_two_voices_are_separated_and_the_first_speaker_is_the_agent() -> None:
@@ -42,6 +48,57 @@ def test_two_voices_are_separated_and_the_first_speaker_is_the_agent() -> None:
 
 def test_indistinct_voices_fall_back_to_turn_taking() -> None:
     utterances = [Utterance(Speaker.UNKNOWN, i * 2.0, i * 2.0 + 1.5, "x") for i in range(4)]
-    audio = np.concatenate([_voice(200, 2.0, i) for i in range(4)])
+    audio = np.concatenate([_voice(200, 2.0, 0) for _ in range(4)])  # one voice, no apart
     result = attribute_speakers(utterances, audio, SR)
     assert [u.speaker.value for u in result] == ["agent", "customer", "agent", "customer"]
+
+
+def _conversation(pattern: list[tuple[float, float]], pause: float = 0.5, *, same_seed=False):
+    pieces, utterances, t = [], [], 0.0
+    for i, (f0, dur) in enumerate(pattern):
+        voice = _voice(f0, dur, 0 if same_seed else i)
+        pieces += [voice, np.zeros(int(pause * SR), dtype=np.float32)]
+        speaker = Speaker.AGENT if f0 > 200 else Speaker.CUSTOMER
+        utterances.append(Utterance(speaker, t, t + dur, f"u{i}"))
+        t += dur + pause
+    return np.concatenate(pieces), utterances
+
+
+def test_a_reply_merged_into_one_utterance_is_cut_where_the_voice_changes() -> None:
+    audio, utterances = _conversation([(230, 2.0), (160, 1.5), (230, 2.5), (160, 2.0)])
+    voices = SpeakerVoices.fit(utterances, audio, SR)
+    assert voices is not None
+    # The customer's 2.0 s reply and the agent's 2.5 s turn heard as one stretch
+    # (4.5 s + the pause), with candidate cuts at several word gaps.
+    start, end = utterances[1].start, utterances[2].end
+    change = (utterances[1].end + utterances[2].start) / 2
+    cuts = [start + 0.9, change, end - 1.0]
+    parts = voices.turn_changes(audio, SR, start, end, cuts)
+    assert [(round(a, 2), round(b, 2), s) for a, b, s in parts] == [
+        (round(start, 2), round(change, 2), Speaker.CUSTOMER),
+        (round(change, 2), round(end, 2), Speaker.AGENT),
+    ]
+    # One voice throughout: no cut, however many candidates.
+    whole = utterances[2]
+    steps = [whole.start + k * 0.25 for k in range(1, 10)]
+    assert voices.turn_changes(audio, SR, whole.start, whole.end, steps) == []
+
+
+def test_agent_customer_agent_in_one_stretch_gets_two_cuts() -> None:
+    audio, utterances = _conversation([(160, 1.5), (230, 2.0), (160, 1.5), (230, 2.0)], 0.3)
+    voices = SpeakerVoices.fit(utterances, audio, SR)
+    assert voices is not None
+    start, end = utterances[1].start, utterances[3].end
+    cuts = [utterances[1].end + 0.15, utterances[2].end + 0.15]
+    parts = voices.turn_changes(audio, SR, start, end, cuts)
+    assert [s for _, _, s in parts] == [Speaker.AGENT, Speaker.CUSTOMER, Speaker.AGENT]
+    assert [round(b, 2) for _, b, _ in parts[:2]] == [round(c, 2) for c in cuts]
+
+
+def test_similar_voices_give_no_model_to_cut_by() -> None:
+    audio, utterances = _conversation([(200, 2.0)] * 4, same_seed=True)
+    utterances = [
+        replace(u, speaker=Speaker.AGENT if i % 2 == 0 else Speaker.CUSTOMER)
+        for i, u in enumerate(utterances)
+    ]
+    assert SpeakerVoices.fit(utterances, audio, SR) is None
