@@ -107,9 +107,12 @@ class Detector:
     def detect(self, utterances: Sequence[Utterance], meta: CallMetadata) -> list[Finding]:
         evidence = self._evidence(utterances)
         third_party = (meta.contact_role or "") == "third_party"
+        scripted = self._identification_turns(utterances)
         findings: list[Finding] = []
         for ev in evidence:
-            findings.extend(self._utterance_findings(ev, third_party, evidence))
+            findings.extend(
+                self._utterance_findings(ev, third_party, evidence, scripted=ev.index in scripted)
+            )
         findings.extend(self._required_conduct(utterances, findings))
         return findings
 
@@ -132,8 +135,41 @@ class Detector:
             return C_RULES
         return P_RULES + C_RULES  # unattributed speech: let the evidence decide
 
+    def _opening(self, utterances: Sequence[Utterance]) -> list[int]:
+        """Indexes of the agent's opening turns: those in the first seconds, up to and
+        including the first that gets down to the debt."""
+        opening: list[int] = []
+        for i, u in enumerate(utterances):
+            if u.speaker is not Speaker.AGENT:
+                continue
+            if u.start > self.conduct.opening_window_s and opening:
+                break
+            opening.append(i)
+            if _has_any(u.text, self.conduct.business):
+                break
+        return opening
+
+    def _identification_turns(self, utterances: Sequence[Utterance]) -> set[int]:
+        """Opening turns that recite the identification script (agency and principal).
+
+        The classifier was trained on one intent per line; on the long scripted opening,
+        garbled by the recogniser (受有安言行…委托林信寗), it has fired at 0.99 for
+        threats that are not there. There, a prohibition needs lexicon evidence.
+        """
+        c = self.conduct
+        return {
+            i
+            for i in self._opening(utterances)
+            if _has_any(utterances[i].text, c.agency) and _has_any(utterances[i].text, c.principal)
+        }
+
     def _utterance_findings(
-        self, ev: UtteranceEvidence, third_party: bool, evidence: list[UtteranceEvidence]
+        self,
+        ev: UtteranceEvidence,
+        third_party: bool,
+        evidence: list[UtteranceEvidence],
+        *,
+        scripted: bool = False,
     ) -> list[Finding]:
         u = ev.utterance
         out = []
@@ -147,8 +183,11 @@ class Detector:
                 # third party needs words that name one (你替他还, 告诉你家人).
                 continue
             threshold = self._threshold(rule)
-            if lex == 0.0 and _cjk_count(u.text) < self.params.classifier_alone_min_chars:
-                prob = min(prob, threshold - 1e-6)  # too short to judge without a lexicon cue
+            if lex == 0.0 and (
+                scripted or _cjk_count(u.text) < self.params.classifier_alone_min_chars
+            ):
+                # Too short to judge, or the identification script: not without a lexicon cue.
+                prob = min(prob, threshold - 1e-6)
             fired, confidence = fuse(lex, prob, threshold, self.params)
             if fired:
                 out.append(
@@ -228,15 +267,8 @@ class Detector:
             return []
         out = []
         c = self.conduct
-        # R01: agency and principal bank named in the opening agent turn(s): those in the
-        # first seconds, up to and including the first that gets down to the debt.
-        opening = []
-        for u in agent:
-            if u.start > c.opening_window_s and opening:
-                break
-            opening.append(u)
-            if _has_any(u.text, c.business):
-                break
+        # R01: agency and principal bank named in the opening agent turn(s).
+        opening = [utterances[i] for i in self._opening(utterances)]
         opening_text = "".join(u.text for u in opening)
         agency, principal = _has_any(opening_text, c.agency), _has_any(opening_text, c.principal)
         if not (agency and principal):

@@ -173,3 +173,38 @@ def test_weak_sound_evidence_needs_the_classifier_to_agree(detector: Detector) -
     # The same fused sound in an everyday sentence: the classifier does not agree.
     plain = _call((A, OPENING), (A, "我们承诺照发工资的客户也可以申请分期。"), (A, CLOSING))
     assert not [f for f in detector.detect(plain, DEBTOR) if f.rule == "P08"]
+
+
+class _FixedClassifier:
+    """Scores chosen by the test, so the fusion rule under test is all that decides."""
+
+    thresholds = {rule: 0.5 for rule in ("P01", "P03", "C01")}
+
+    def __init__(self, scores: dict[str, dict[str, float]]) -> None:
+        self.scores = scores
+
+    def predict(self, items):
+        return [self.scores.get(text, {}) for _, text in items]
+
+
+def test_the_identification_script_needs_lexicon_evidence_for_a_prohibition(
+    detector: Detector,
+) -> None:
+    garbled = (
+        "你好，我是安和资产管理公司的专员小赵，受华兴银行委托林信宁，通话会录音，请问是试教名吗？"
+    )
+    threat_words = "你等着，明天有人去你家里好好跟你聊聊。"
+    fixed = Detector(
+        detector.matcher,
+        _FixedClassifier({garbled: {"P01": 0.99}, threat_words: {"P01": 0.99}}),
+        detector.conduct,
+        FusionParams(),
+    )
+    rules = [f.rule for f in fixed.detect(_call((A, garbled), (C, "是我。"), (A, CLOSING)), DEBTOR)]
+    assert "P01" not in rules  # the classifier alone does not judge the scripted opening
+    later = _call((A, OPENING), (C, "是我。"), (A, threat_words), (A, CLOSING))
+    assert [f.start for f in fixed.detect(later, DEBTOR) if f.rule == "P01"] == [10.0]
+    # With lexicon evidence, a prohibition in the opening is still found.
+    police = "我是市公安局经侦大队的，受华兴银行委托联系你。"
+    found = fixed.detect(_call((A, police), (C, "啊？"), (A, CLOSING)), DEBTOR)
+    assert "P03" in {f.rule for f in found}
