@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa_service.textnorm import fuzzy_syllable
+from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable
 
 # GB2312 level 1 (常用字, rows 0xB0–0xD7): the 3,755 most common characters. Whisper's
 # vocabulary of Chinese output is essentially this set, so substitutes are drawn from it
@@ -82,19 +82,12 @@ def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
 @lru_cache(maxsize=8192)
 def readings(char: str) -> tuple[str, ...]:
     """Every toneless reading of a character (还 → hai, huan), default reading first."""
-    from pypinyin import Style, pinyin
-
-    if not is_hanzi(char):
-        return ()
-    found = pinyin(char, style=Style.NORMAL, heteronym=True)[0]
-    return tuple(dict.fromkeys(found))
+    return char_readings(char) if is_hanzi(char) else ()
 
 
 def default_reading(char: str) -> str | None:
     """The reading a character has on its own (the key of the substitution tables)."""
-    from pypinyin import lazy_pinyin
-
-    return lazy_pinyin(char)[0] if is_hanzi(char) else None
+    return char_syllable(char) if is_hanzi(char) else None
 
 
 @lru_cache(maxsize=8192)

@@ -11,7 +11,7 @@ How a text is scanned, once, whatever the number of terms:
 
 * **characters** — one Aho–Corasick automaton over every term and pattern-slot alternative
   (ASCII folded to lower case, full-width to half-width);
-* **sound** — one automaton over fuzzy-pinyin keys (``textnorm.fuzzy_syllable``: z/zh, c/ch,
+* **sound** — one automaton over fuzzy-pinyin keys (``pinyin.fuzzy_syllable``: z/zh, c/ch,
   s/sh, n/l, an/ang …) of every term with two syllables that carry meaning (not 砍你: 看你
   sounds the same). A hit is then graded: the same toneless pinyin as a reading of the term
   (减免 heard as 见面, 律师函 as 律师寒) is ``pinyin``; the same fuzzy pinyin only is
@@ -70,7 +70,7 @@ from qa_service.lexicon_schema import (
     ProximityPattern,
     load_lexicon,
 )
-from qa_service.textnorm import fuzzy_syllable
+from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable, is_han, split_syllable
 
 __all__ = [
     "LEXICON_RULES",
@@ -102,7 +102,6 @@ _MAX_READINGS = 32  # heteronym combinations per term, beyond which only the two
 _PHONETIC_MAX_GAP = 4
 _SENTENCE_END = frozenset("。！？!?；;\n")
 _CLAUSE_END = _SENTENCE_END | frozenset("，,、：:")
-_INITIALS = ("zh", "ch", "sh", *"bpmfdtnlgkhjqxrzcsyw")  # two-letter initials first
 # Full-width ASCII → half-width, upper → lower; length-preserving so offsets stay valid.
 _FOLD = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
 _FOLD.update({ord(c): c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
@@ -110,31 +109,6 @@ _FOLD.update({c + 0xFEE0: chr(c).lower() for c in range(ord("A"), ord("Z") + 1)}
 
 
 # --- matching --------------------------------------------------------------------------------
-
-
-def _is_han(ch: str) -> bool:
-    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
-
-
-@cache
-def _char_readings(ch: str) -> tuple[str, ...]:
-    """Toneless readings of one character, the most common first; ASCII letters and digits
-    stand for themselves, anything else is '#'."""
-    if ch.isascii():
-        return (ch if ch.isalnum() else "#",)
-    if not _is_han(ch):
-        return ("#",)
-    # pypinyin's character table directly: lazy_pinyin(ch) returns this same first reading,
-    # ten times slower. Tone marks dropped, ü written v, as lazy_pinyin does.
-    from pypinyin.contrib.tone_convert import to_normal
-    from pypinyin.pinyin_dict import pinyin_dict
-
-    toned = pinyin_dict.get(ord(ch))
-    return tuple(dict.fromkeys(to_normal(r) for r in toned.split(","))) if toned else (ch,)
-
-
-def _char_syllable(ch: str) -> str:
-    return _char_readings(ch)[0]
 
 
 def _term_readings(key: str) -> frozenset[tuple[str, ...]]:
@@ -146,12 +120,12 @@ def _term_readings(key: str) -> frozenset[tuple[str, ...]]:
     from pypinyin import lazy_pinyin
 
     said: list[str] = []
-    for han, group in itertools.groupby(key, _is_han):
+    for han, group in itertools.groupby(key, is_han):
         run = "".join(group)
         syllables = lazy_pinyin(run) if han else []
-        said += syllables if len(syllables) == len(run) else [_char_syllable(c) for c in run]
-    readings = {tuple(said), tuple(_char_syllable(c) for c in key)}
-    options = [_char_readings(c) for c in key]
+        said += syllables if len(syllables) == len(run) else [char_syllable(c) for c in run]
+    readings = {tuple(said), tuple(char_syllable(c) for c in key)}
+    options = [char_readings(c) for c in key]
     if len(key) >= 3 and prod(len(o) for o in options) <= _MAX_READINGS:
         readings.update(itertools.product(*options))
     return frozenset(readings)
@@ -159,7 +133,7 @@ def _term_readings(key: str) -> frozenset[tuple[str, ...]]:
 
 @cache
 def _char_fuzzy(ch: str) -> str:
-    return _fuzzy(_char_syllable(ch))
+    return _fuzzy(char_syllable(ch))
 
 
 def _fuzzy(token: str) -> str:
@@ -167,19 +141,11 @@ def _fuzzy(token: str) -> str:
     return token if token.isascii() and len(token) == 1 else fuzzy_syllable(token)
 
 
-@cache
-def _split_syllable(syllable: str) -> tuple[str, str]:
-    for initial in _INITIALS:
-        if syllable.startswith(initial) and len(syllable) > len(initial):
-            return initial, syllable[len(initial) :]
-    return "", syllable
-
-
 def _sounds_close(a: str, b: str) -> bool:
     """A one-syllable near miss must keep its initial (gong~guo); a shared final alone was too
     loose (bao~dao, zhe~le)."""
-    initial = _split_syllable(a)[0]
-    return bool(initial) and initial == _split_syllable(b)[0]
+    initial = split_syllable(a)[0]
+    return bool(initial) and initial == split_syllable(b)[0]
 
 
 def _key(tokens: tuple[str, ...]) -> str:
@@ -284,7 +250,7 @@ class LexiconMatcher:
         n = len(form.key)
         # Sound needs two syllables that carry meaning: in 砍你 only 砍 does, and 看你 sounds
         # the same. Pronouns and particles are always written right anyway.
-        content = sum(_is_han(ch) and ch not in _FUNCTION_CHARS for ch in form.key)
+        content = sum(is_han(ch) and ch not in _FUNCTION_CHARS for ch in form.key)
         if not entry.pinyin or content < 2 or any("#" in r for r in form.readings):
             return
         # By default only terms of four syllables or more: slot alternatives are many (groups)
@@ -341,7 +307,7 @@ class LexiconMatcher:
     def _scan_sounds(self, text: str, folded: str, found: dict[tuple[int, int, int], str]) -> None:
         if not len(self._sounds):
             return
-        tokens = [_char_syllable(ch) for ch in folded]
+        tokens = [char_syllable(ch) for ch in folded]
         fuzzy = [_char_fuzzy(ch) for ch in folded]
         line = _key(tuple(fuzzy))
         # Position of the '|' closing token i → i.

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable
+
 # Whisper separates Chinese clauses with spaces; Chinese text has none, but keep the
 # spaces between two Latin words or numbers ("VIP 客户" stays, "请问 您" does not).
 _SPACE_NEAR_NON_ASCII = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
@@ -82,22 +84,6 @@ class TextNormalizer:
 
 # "Fuzzy pinyin" (模糊音) as Chinese input methods define it: sound pairs that southern
 # speakers, telephone bandwidth and Whisper all confuse.
-_FUZZY_INITIALS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("n", "l"))
-_FUZZY_FINALS = (("iang", "ian"), ("uang", "uan"), ("ang", "an"), ("eng", "en"), ("ing", "in"))
-
-
-def fuzzy_syllable(syllable: str) -> str:
-    """Collapse a toneless pinyin syllable onto its fuzzy-pinyin class."""
-    for a, b in _FUZZY_INITIALS:
-        if syllable.startswith(a):
-            syllable = b + syllable[len(a) :]
-            break
-    for a, b in _FUZZY_FINALS:
-        if syllable.endswith(a):
-            return syllable[: -len(a)] + b
-    return syllable
-
-
 class _PinyinCorrector:
     """Rewrites stretches that sound like a domain term.
 
@@ -107,9 +93,6 @@ class _PinyinCorrector:
     """
 
     def __init__(self, vocabulary: DomainVocabulary) -> None:
-        from pypinyin import Style, lazy_pinyin, pinyin
-
-        self._lazy_pinyin = lazy_pinyin
         self._keep = vocabulary.keep
         # Longest variants first, so 线款金额 is replaced before a shorter variant inside it.
         self._confusions = sorted(
@@ -122,16 +105,14 @@ class _PinyinCorrector:
             (
                 (term, reading)
                 for term in set(vocabulary.correction_terms)
-                for reading in itertools.product(
-                    *(pinyin(c, style=Style.NORMAL, heteronym=True)[0] for c in term)
-                )
+                for reading in itertools.product(*(char_readings(c) for c in term))
             ),
             key=lambda kv: -len(kv[0]),
         )
 
     def _syllables(self, text: str) -> list[str]:
         # One entry per character; non-Chinese characters get a placeholder.
-        return [self._lazy_pinyin(c)[0] if "\u4e00" <= c <= "\u9fff" else "?" for c in text]
+        return [char_syllable(c) if "\u4e00" <= c <= "\u9fff" else "?" for c in text]
 
     def correct(self, text: str) -> str:
         for variant, term in self._confusions:

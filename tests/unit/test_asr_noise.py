@@ -16,7 +16,7 @@ from qa_service.asr_noise import (
     homophones,
     readings,
 )
-from qa_service.textnorm import fuzzy_syllable
+from qa_service.pinyin import fuzzy_syllable
 
 SENTENCE = "你要是再不还钱，我们就去你单位找你，逾期会影响征信记录。"
 ONLY_SUBSTITUTE = NoiseConfig(homophone=1.0, fuzzy=0.0, drop=0.0, duplicate=0.0, drop_punctuation=0)
