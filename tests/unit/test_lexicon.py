@@ -391,3 +391,13 @@ def test_a_broken_user_dictionary_is_refused(tmp_path: Path) -> None:
         load_lexicon(RULES_DIR, user_dictionary=words)
     with pytest.raises(LexiconError, match="missing.txt"):
         load_lexicon(RULES_DIR, user_dictionary=tmp_path / "missing.txt")
+
+
+def test_gathering_people_to_the_workplace_is_a_threat_not_workplace_harassment(
+    matcher: LexiconMatcher,
+) -> None:
+    # 找 next to the workplace or a contact is seeking them out (P07); 找几个人 … 你单位 is
+    # gathering people to confront the debtor there (P01), not calling the workplace.
+    assert "P07" in _evidence(matcher, "你再拖着，我就去找你老板说说这事。")
+    gang = _evidence(matcher, "惹急了我找几个兄弟去你单位门口等你。")
+    assert "P07" not in gang and "P01" in gang
