@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from qa_service.cli_support import fail, open_sessions
 from qa_service.domain import CallAnalysis, CallMetadata, CallStatus, DialAttempt
 from qa_service.errors import QAServiceError
 from qa_service.settings import Settings, get_settings
-
-if TYPE_CHECKING:  # imported lazily at run time: `qa-service --help` stays instant
-    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(
     help="催收外包通话质检 / QA speech analytics for collection calls",
@@ -32,17 +29,6 @@ cdr_app = typer.Typer(help="拨号记录 (CDR) / dial log", no_args_is_help=True
 dnc_app = typer.Typer(help="禁止拨打名单 / do-not-call list", no_args_is_help=True)
 app.add_typer(cdr_app, name="cdr")
 app.add_typer(dnc_app, name="dnc")
-
-
-def _fail(exc: QAServiceError) -> typer.Exit:
-    typer.secho(f"错误 / error [{exc.code}]: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
-
-
-def _database(settings: Settings) -> AbstractContextManager[sessionmaker[Session]]:
-    from qa_service.db.session import open_database
-
-    return open_database(settings.resolved_database_url)
 
 
 def _day_bounds(meta: CallMetadata, settings: Settings) -> tuple[datetime, datetime] | None:
@@ -98,7 +84,7 @@ def _run_analysis(
     if not recordings:
         typer.secho("没有找到录音文件 / no recordings found", err=True, fg=typer.colors.RED)
         return 2
-    with _database(settings) as factory:
+    with open_sessions(settings) as factory:
         if cdr is not None:
             attempts = load_dial_log(cdr, assume_offset=settings.local_tz)
             with factory() as session, session.begin():
@@ -184,7 +170,7 @@ def analyze(
     try:
         code = _run_analysis(paths, settings, as_json=as_json, cdr=cdr, store=store)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 
@@ -210,7 +196,7 @@ def evaluate_corpus(
         else:
             report = run_evaluation(corpus, get_settings(), save=save)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
@@ -232,7 +218,7 @@ def demo() -> None:
             [samples], settings, as_json=False, cdr=cdr if cdr.is_file() else None, store=True
         )
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     raise typer.Exit(code=code)
 
 
@@ -245,10 +231,10 @@ def cdr_import(path: Path) -> None:
     settings = get_settings()
     try:
         attempts = load_dial_log(path, assume_offset=settings.local_tz)
-        with _database(settings) as factory, factory() as session, session.begin():
+        with open_sessions(settings) as factory, factory() as session, session.begin():
             added = repo.save_dial_attempts(session, attempts=attempts)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(f"导入拨号记录 {added} 条新记录（文件共 {len(attempts)} 条）")
 
 
@@ -261,10 +247,10 @@ def dnc_import(path: Path) -> None:
     settings = get_settings()
     try:
         entries = load_do_not_call(path)
-        with _database(settings) as factory, factory() as session, session.begin():
+        with open_sessions(settings) as factory, factory() as session, session.begin():
             added = repo.add_do_not_call(session, entries=entries)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     typer.echo(f"禁止拨打名单新增 {added} 个号码（文件共 {len(entries)} 个）")
 
 
@@ -275,10 +261,10 @@ def dnc_list() -> None:
 
     settings = get_settings()
     try:
-        with _database(settings) as factory, factory() as session:
+        with open_sessions(settings) as factory, factory() as session:
             entries = repo.do_not_call_entries(session)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     for e in entries:
         added = e.added_at.isoformat() if e.added_at else ""
         typer.echo(f"{e.dialed_number}\t{e.source}\t{added}\t{e.reason}")

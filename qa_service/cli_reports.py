@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import AbstractContextManager
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qa_service.cli_support import fail, open_sessions
 from qa_service.errors import InputError, QAServiceError, RubricError
 from qa_service.exports import (
     Lang,
@@ -32,7 +32,7 @@ from qa_service.scorecards import Period
 from qa_service.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # SQLAlchemy loads only when a command runs: keeps `qa-service --help` fast
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm import Session
 
 
 class Format(StrEnum):
@@ -68,17 +68,6 @@ def register(app: typer.Typer) -> None:
     app.command("scorecard")(scorecard)
     app.command("rescore")(rescore)
     app.add_typer(report_app, name="report")
-
-
-def _fail(exc: QAServiceError) -> typer.Exit:
-    typer.secho(f"错误 / error [{exc.code}]: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=2)
-
-
-def _sessions(settings: Settings) -> AbstractContextManager[sessionmaker[Session]]:
-    from qa_service.db.session import open_database
-
-    return open_database(settings.resolved_database_url)
 
 
 def _parse_date(value: str | None, option: str) -> date | None:
@@ -190,7 +179,7 @@ def scorecard(
     settings = get_settings()
     tz = settings.local_tz
     try:
-        with _sessions(settings) as factory, factory() as session:
+        with open_sessions(settings) as factory, factory() as session:
             period = _period(session, settings, date_from, date_to)
             if period is None:
                 typer.echo("数据库中没有已分析的通话 / no analysed calls stored", err=True)
@@ -209,7 +198,7 @@ def scorecard(
         _warn_versions(report.total.stats.rubric_versions)
         _emit(scorecard_tables(report), report.as_dict(), fmt=fmt, output=output, lang=lang)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def _warn_versions(versions: tuple[str, ...]) -> None:
@@ -251,7 +240,7 @@ def report_agency(
         local_tz=settings.local_tz,
     )
     try:
-        with _sessions(settings) as factory, factory() as session:
+        with open_sessions(settings) as factory, factory() as session:
             period = _period(session, settings, date_from, date_to)
             if period is None:
                 typer.echo("数据库中没有已分析的通话 / no analysed calls stored", err=True)
@@ -273,7 +262,7 @@ def report_agency(
         _warn_versions(tuple(sorted({v for row in report.rows for v in row.stats.rubric_versions})))
         _emit(agency_tables(report), report.as_dict(), fmt=fmt, output=output, lang=lang)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 def _find_rubric(settings: Settings, path: Path | None, version: str | None):
@@ -350,7 +339,7 @@ def rescore(
             start = datetime.combine(start_day, datetime.min.time(), tzinfo=tz)
         if end_day is not None:
             end = Period(end_day, end_day).bounds(tz)[1]
-        with _sessions(settings) as factory, factory.begin() as session:
+        with open_sessions(settings) as factory, factory.begin() as session:
             results = rescore_period(session, rubric=rubric, start=start, end=end, dry_run=dry_run)
         data = {
             "rubric_version": rubric.version,
@@ -371,7 +360,7 @@ def rescore(
         }
         _emit([rescore_table(results)], data, fmt=fmt, output=output, lang=lang)
     except QAServiceError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     changed = sum(r.changed for r in results)
     stored = "试算，未保存 / dry run, nothing stored" if dry_run else "已保存 / stored"
     typer.echo(

@@ -1,0 +1,27 @@
+"""What every ``qa-service`` command shares: the error exit and the database sessions."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+import typer
+
+from qa_service.errors import QAServiceError
+from qa_service.settings import Settings
+
+if TYPE_CHECKING:  # SQLAlchemy loads only when a command runs: keeps `qa-service --help` fast
+    from sqlalchemy.orm import Session, sessionmaker
+
+
+def fail(exc: QAServiceError) -> typer.Exit:
+    """Print ``exc`` in red (code and bilingual message) and exit with status 2."""
+    typer.secho(f"错误 / error [{exc.code}]: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code=2)
+
+
+def open_sessions(settings: Settings) -> AbstractContextManager[sessionmaker[Session]]:
+    """The configured database, migrated, as a session factory (closed on exit)."""
+    from qa_service.db.session import open_database
+
+    return open_database(settings.resolved_database_url)
