@@ -232,13 +232,7 @@ def report_agency(
     from qa_service.reports import build_agency_report
 
     settings = get_settings()
-    params = MetadataParams(
-        forbidden_start_hour=settings.forbidden_start_hour,
-        forbidden_end_hour=settings.forbidden_end_hour,
-        max_attempts_reached=settings.max_attempts_reached,
-        max_attempts_any=settings.max_attempts_any,
-        local_tz=settings.local_tz,
-    )
+    params = MetadataParams.from_settings(settings)
     try:
         with open_sessions(settings) as factory, factory() as session:
             period = _period(session, settings, date_from, date_to)

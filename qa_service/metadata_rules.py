@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta, timezone
 
 from qa_service.domain import CallMetadata, DialAttempt, DoNotCallEntry, Finding
+from qa_service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,16 @@ class MetadataParams:
     max_attempts_reached: int = 3
     max_attempts_any: int = 5
     local_tz: timezone = timezone(timedelta(hours=8))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MetadataParams:
+        return cls(
+            forbidden_start_hour=settings.forbidden_start_hour,
+            forbidden_end_hour=settings.forbidden_end_hour,
+            max_attempts_reached=settings.max_attempts_reached,
+            max_attempts_any=settings.max_attempts_any,
+            local_tz=settings.local_tz,
+        )
 
 
 def check_forbidden_hours(meta: CallMetadata, params: MetadataParams) -> list[Finding]:

@@ -100,13 +100,7 @@ class Analyzer:
         self.acoustic = AcousticParams(
             dead_air_s=settings.dead_air_s, min_overlap_s=settings.interruption_overlap_s
         )
-        self.metadata = MetadataParams(
-            forbidden_start_hour=settings.forbidden_start_hour,
-            forbidden_end_hour=settings.forbidden_end_hour,
-            max_attempts_reached=settings.max_attempts_reached,
-            max_attempts_any=settings.max_attempts_any,
-            local_tz=settings.local_tz,
-        )
+        self.metadata = MetadataParams.from_settings(settings)
         # A malformed rubric stops start-up: no call may be scored with half a rubric.
         self.rubric = load_rubric(settings.rubric_path)
         self.detector = build_detector(settings, device.cpu_threads)
