@@ -27,6 +27,13 @@ import numpy as np
 from qa_service.domain import Speaker, Utterance
 
 
+def voice_points(
+    utterances: list[Utterance], samples: np.ndarray, sample_rate: int
+) -> list[np.ndarray | None]:
+    """Each utterance's timbre (None where too short or silent), computed once per call."""
+    return [timbre(_segment(samples, sample_rate, u.start, u.end), sample_rate) for u in utterances]
+
+
 def attribute_speakers(
     utterances: list[Utterance],
     samples: np.ndarray,
@@ -34,17 +41,19 @@ def attribute_speakers(
     *,
     first_speaker: Speaker = Speaker.AGENT,
     min_separation: float = 1.0,
+    points: list[np.ndarray | None] | None = None,
 ) -> list[Utterance]:
-    """Label mono utterances agent/customer (see module docstring)."""
+    """Label mono utterances agent/customer (see module docstring).
+
+    ``points`` are the utterances' :func:`voice_points`, if the caller already has them.
+    """
     if not utterances:
         return []
     other = Speaker.CUSTOMER if first_speaker is Speaker.AGENT else Speaker.AGENT
     if len(utterances) == 1:
         return [replace(utterances[0], speaker=first_speaker)]
-    points = [
-        _voice_point(_segment(samples, sample_rate, u.start, u.end), sample_rate)
-        for u in utterances
-    ]
+    if points is None:
+        points = voice_points(utterances, samples, sample_rate)
     usable = [i for i, p in enumerate(points) if p is not None]
     labels = _alternation(len(utterances))
     if len(usable) >= 2:
@@ -119,28 +128,33 @@ class SpeakerVoices:
         sample_rate: int,
         *,
         min_separation: float = 1.0,
+        points: list[np.ndarray | None] | None = None,
     ) -> SpeakerVoices | None:
-        """Centres of each speaker's utterances; None when the voices are not apart."""
-        points: dict[Speaker, list[np.ndarray]] = {}
-        for u in utterances:
-            x = _voice_point(_segment(samples, sample_rate, u.start, u.end), sample_rate)
-            if x is not None:
-                points.setdefault(u.speaker, []).append(x)
-        if len(points) != 2 or sum(map(len, points.values())) < 3:
+        """Centres of each speaker's utterances; None when the voices are not apart.
+
+        ``points`` are the utterances' :func:`voice_points`, if the caller already has them.
+        """
+        if points is None:
+            points = voice_points(utterances, samples, sample_rate)
+        by_speaker: dict[Speaker, list[np.ndarray]] = {}
+        for u, p in zip(utterances, points, strict=True):
+            if p is not None:
+                by_speaker.setdefault(u.speaker, []).append(p)
+        if len(by_speaker) != 2 or sum(map(len, by_speaker.values())) < 3:
             return None
-        x = np.array([p for v in points.values() for p in v])
+        x = np.array([p for v in by_speaker.values() for p in v])
         _, separation = _two_means(x)
         if separation < min_separation:
             return None  # two similar voices: a split would be a guess
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
-        centres = {s: np.mean(v, axis=0) / scale for s, v in points.items()}
+        centres = {s: np.mean(v, axis=0) / scale for s, v in by_speaker.items()}
         a, b = centres.values()
         return cls(centres, float(np.linalg.norm(a - b)), scale)
 
     def leaning(self, samples: np.ndarray, sample_rate: int) -> float | None:
         """+1 on the customer's voice, -1 on the agent's, 0 halfway; None if unusable."""
-        x = _voice_point(samples, sample_rate)
+        x = timbre(samples, sample_rate)
         if x is None:
             return None
         z = x / self.scale
@@ -217,11 +231,6 @@ def _other(speaker: Speaker) -> Speaker:
 
 def _segment(samples: np.ndarray, sample_rate: int, start: float, end: float) -> np.ndarray:
     return samples[int(start * sample_rate) : int(end * sample_rate)]
-
-
-def _voice_point(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
-    """Where a stretch of speech sits in voice space: its timbre (MFCC statistics)."""
-    return timbre(samples, sample_rate)
 
 
 _MFCC_FRAME, _MFCC_HOP, _N_MELS, _N_CEPS = 400, 160, 24, 13

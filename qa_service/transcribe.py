@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa_service.decoder import DecodedWindow, WindowDecoder
-from qa_service.diarize import SpeakerVoices, attribute_speakers
+from qa_service.diarize import SpeakerVoices, attribute_speakers, voice_points
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
@@ -212,16 +212,20 @@ class Transcriber:
         utterances = [u for u, _ in turns]
         if call.layout == "mono" and opts.attribute_mono:
             inbound = (call.metadata.direction or "outbound") == "inbound"
+            voice = (channels[0], audio.sample_rate)
+            points = voice_points(utterances, *voice)
             utterances = attribute_speakers(
                 utterances,
-                channels[0],
-                audio.sample_rate,
+                *voice,
                 first_speaker=Speaker.CUSTOMER if inbound else Speaker.AGENT,
+                points=points,
             )
             if opts.split_mono_turns:
-                utterances = self._split_turns(
-                    activity[0], utterances, [m for _, m in turns], channels[0]
-                )
+                voices = SpeakerVoices.fit(utterances, *voice, points=points)
+                if voices is not None:
+                    utterances = self._split_turns(
+                        activity[0], utterances, [m for _, m in turns], voices, voice
+                    )
         return Transcript(
             utterances=tuple(utterances),
             activity=tuple(activity),
@@ -285,12 +289,10 @@ class Transcriber:
         channel: ChannelActivity,
         utterances: list[Utterance],
         groups: list[list[_Word]],
-        samples: np.ndarray,
+        voices: SpeakerVoices,
+        voice: tuple[np.ndarray, int],
     ) -> list[Utterance]:
         """Mono: cut attributed utterances where the voice changes between two words."""
-        voices = SpeakerVoices.fit(utterances, samples, SAMPLE_RATE)
-        if voices is None:
-            return utterances
         out: list[Utterance] = []
         for u, members in zip(utterances, groups, strict=True):
             cuts = [
@@ -299,7 +301,7 @@ class Transcriber:
                 if b.start - a.end >= self.options.mono_cut_pause_s
                 or a.text.rstrip()[-1:] in _CLAUSE_PUNCTUATION
             ]
-            parts = voices.turn_changes(samples, SAMPLE_RATE, u.start, u.end, cuts)
+            parts = voices.turn_changes(*voice, u.start, u.end, cuts)
             if not parts:
                 out.append(u)
                 continue
