@@ -107,13 +107,14 @@ class Detector:
     def detect(self, utterances: Sequence[Utterance], meta: CallMetadata) -> list[Finding]:
         evidence = self._evidence(utterances)
         third_party = (meta.contact_role or "") == "third_party"
-        scripted = self._identification_turns(utterances)
+        opening = self._opening(utterances)
+        scripted = self._identification_turns(utterances, opening)
         findings: list[Finding] = []
         for ev in evidence:
             findings.extend(
                 self._utterance_findings(ev, third_party, evidence, scripted=ev.index in scripted)
             )
-        findings.extend(self._required_conduct(utterances, findings))
+        findings.extend(self._required_conduct(utterances, opening, findings))
         return findings
 
     def _evidence(self, utterances: Sequence[Utterance]) -> list[UtteranceEvidence]:
@@ -149,7 +150,9 @@ class Detector:
                 break
         return opening
 
-    def _identification_turns(self, utterances: Sequence[Utterance]) -> set[int]:
+    def _identification_turns(
+        self, utterances: Sequence[Utterance], opening: list[int]
+    ) -> set[int]:
         """Opening turns that recite the identification script (agency and principal).
 
         The classifier was trained on one intent per line; on the long scripted opening,
@@ -159,7 +162,7 @@ class Detector:
         c = self.conduct
         return {
             i
-            for i in self._opening(utterances)
+            for i in opening
             if _has_any(utterances[i].text, c.agency) and _has_any(utterances[i].text, c.principal)
         }
 
@@ -260,7 +263,7 @@ class Detector:
         )
 
     def _required_conduct(
-        self, utterances: Sequence[Utterance], findings: list[Finding]
+        self, utterances: Sequence[Utterance], opening: list[int], findings: list[Finding]
     ) -> list[Finding]:
         agent = [u for u in utterances if u.speaker is Speaker.AGENT]
         if not agent:
@@ -268,8 +271,7 @@ class Detector:
         out = []
         c = self.conduct
         # R01: agency and principal bank named in the opening agent turn(s).
-        opening = [utterances[i] for i in self._opening(utterances)]
-        opening_text = "".join(u.text for u in opening)
+        opening_text = "".join(utterances[i].text for i in opening)
         agency, principal = _has_any(opening_text, c.agency), _has_any(opening_text, c.principal)
         if not (agency and principal):
             out.append(
