@@ -7,7 +7,6 @@ the model and reads the corpus layout (``calls/``, ``labels/``, ``cdr.csv``).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from qa_service.domain import (
     Utterance,
 )
 from qa_service.errors import InputError, QAServiceError
-from qa_service.evaluation import RULE_FAMILIES, EvalReport, evaluate, load_labels
+from qa_service.evaluation import RULE_FAMILIES, CallLabels, EvalReport, evaluate, load_labels
 from qa_service.ingest import load_metadata
 from qa_service.rules import FAMILY_NAMES_ZH, rule_label
 from qa_service.settings import Settings
@@ -38,12 +37,7 @@ def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None
     from qa_service.output import analysis_to_json
     from qa_service.pipeline import Analyzer, CallContext, refusals_to_remember
 
-    calls_dir, labels_dir = corpus / "calls", corpus / "labels"
-    if not calls_dir.is_dir() or not labels_dir.is_dir():
-        raise InputError(
-            f"语料目录需包含 calls/ 与 labels/ / corpus needs calls/ and labels/: {corpus}"
-        )
-    labels = load_labels(labels_dir)
+    calls_dir, labels = _corpus(corpus)
     cdr = corpus / "cdr.csv"
     dial_log = tuple(load_dial_log(cdr, assume_offset=settings.local_tz)) if cdr.is_file() else ()
     analyzer = Analyzer(settings)
@@ -94,13 +88,9 @@ def redetect_evaluation(
     from qa_service.pipeline import build_detector, finding_order
     from qa_service.rubric import load_rubric
     from qa_service.scoring import score_call
+    from qa_service.whisper_model import resolve_cpu_threads
 
-    calls_dir, labels_dir = corpus / "calls", corpus / "labels"
-    if not calls_dir.is_dir() or not labels_dir.is_dir():
-        raise InputError(
-            f"语料目录需包含 calls/ 与 labels/ / corpus needs calls/ and labels/: {corpus}"
-        )
-    labels = load_labels(labels_dir)
+    calls_dir, labels = _corpus(corpus)
     metadata: dict[str, CallMetadata] = {}
     for path in discover_recordings([calls_dir]):
         try:
@@ -108,7 +98,7 @@ def redetect_evaluation(
         except QAServiceError:
             continue  # the saved analysis reports that call's error
         metadata[meta.call_id] = meta
-    detector = build_detector(settings, settings.cpu_threads or os.cpu_count() or 1)
+    detector = build_detector(settings, resolve_cpu_threads(settings.cpu_threads))
     rubric = load_rubric(settings.rubric_path)
     analyses = []
     for saved in load_saved_analyses(transcripts):
@@ -196,6 +186,16 @@ def analysis_from_json(raw: dict) -> CallAnalysis:
         error=raw.get("error"),
         model_name=raw.get("model"),
     )
+
+
+def _corpus(corpus: Path) -> tuple[Path, dict[str, CallLabels]]:
+    """The recordings folder of a labelled corpus and its labels by call id."""
+    calls_dir, labels_dir = corpus / "calls", corpus / "labels"
+    if not calls_dir.is_dir() or not labels_dir.is_dir():
+        raise InputError(
+            f"语料目录需包含 calls/ 与 labels/ / corpus needs calls/ and labels/: {corpus}"
+        )
+    return calls_dir, load_labels(labels_dir)
 
 
 def _chronological(paths: list[Path]) -> list[Path]:

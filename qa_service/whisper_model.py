@@ -159,10 +159,15 @@ def choose_device(device: str, compute_type: str, cpu_threads: int) -> DeviceCho
         raise ModelError("未检测到 CUDA 设备 / device=cuda but CTranslate2 sees no GPU")
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"
-    if cpu_threads > 0:
-        threads = cpu_threads
-    elif hasattr(os, "sched_getaffinity"):
-        threads = len(os.sched_getaffinity(0))  # honours container CPU limits
-    else:
-        threads = os.cpu_count() or 1
-    return DeviceChoice(device=device, compute_type=compute_type, cpu_threads=threads)
+    return DeviceChoice(
+        device=device, compute_type=compute_type, cpu_threads=resolve_cpu_threads(cpu_threads)
+    )
+
+
+def resolve_cpu_threads(requested: int) -> int:
+    """``requested`` if positive, else every core this process may use."""
+    if requested > 0:
+        return requested
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))  # honours container CPU limits
+    return os.cpu_count() or 1
