@@ -49,7 +49,7 @@ def attribute_speakers(
     """
     if not utterances:
         return []
-    other = Speaker.CUSTOMER if first_speaker is Speaker.AGENT else Speaker.AGENT
+    other = _other(first_speaker)
     if len(utterances) == 1:
         return [replace(utterances[0], speaker=first_speaker)]
     if points is None:
@@ -198,8 +198,7 @@ class SpeakerVoices:
             return []
         mid = np.array(centres)
         lean = np.array(leans)
-        sign = {Speaker.CUSTOMER: 1.0, Speaker.AGENT: -1.0}
-        whole = max(float(lean.sum()), float(-lean.sum()))  # one speaker throughout
+        whole = abs(float(lean.sum()))  # one speaker throughout
         best: tuple[float, list[tuple[float, float, Speaker]]] | None = None
         layouts = [[t] for t in cuts] + [
             [t1, t2] for i, t1 in enumerate(cuts) for t2 in cuts[i + 1 :] if t2 - t1 >= min_part_s
@@ -207,22 +206,31 @@ class SpeakerVoices:
         for layout in layouts:
             bounds = [start, *layout, end]
             for first in (Speaker.AGENT, Speaker.CUSTOMER):
-                speakers = [first if k % 2 == 0 else _other(first) for k in range(len(bounds) - 1)]
-                score, clear = 0.0, True
-                for (a, b), who in zip(
-                    zip(bounds, bounds[1:], strict=False), speakers, strict=True
-                ):
-                    held = lean[(mid >= a) & (mid < b)] * sign[who]
-                    if not len(held) or held.mean() < min_margin:
-                        clear = False
-                        break
-                    score += float(held.sum())
-                if clear and score > whole and (best is None or score > best[0]):
-                    best = (
-                        score,
-                        [(a, b, w) for a, b, w in zip(bounds, bounds[1:], speakers, strict=False)],
-                    )
+                parts = [
+                    (a, b, first if k % 2 == 0 else _other(first))
+                    for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
+                ]
+                score = _agreement(parts, mid, lean, min_margin)
+                if score is not None and score > whole and (best is None or score > best[0]):
+                    best = (score, parts)
         return best[1] if best else []
+
+
+_LEAN_SIGN = {Speaker.CUSTOMER: 1.0, Speaker.AGENT: -1.0}
+
+
+def _agreement(
+    parts: list[tuple[float, float, Speaker]], mid: np.ndarray, lean: np.ndarray, min_margin: float
+) -> float | None:
+    """How far the windows (centred at ``mid``) lean to the speaker of the part holding
+    them, summed; None if a part holds no window or leans less than ``min_margin``."""
+    score = 0.0
+    for a, b, who in parts:
+        held = lean[(mid >= a) & (mid < b)] * _LEAN_SIGN[who]
+        if not len(held) or held.mean() < min_margin:
+            return None
+        score += float(held.sum())
+    return score
 
 
 def _other(speaker: Speaker) -> Speaker:
