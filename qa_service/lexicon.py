@@ -297,7 +297,7 @@ class LexiconMatcher:
                 range(len(entry.pattern.slots))
             ):
                 continue  # cheap early exit before any jieba work
-            occs = [o for o in map(lambda o: self._fit(doc, folded, o, entry), occs) if o]
+            occs = [fit for o in occs if (fit := self._fit(doc, folded, o, entry))]
             if entry.pattern:
                 hits.extend((entry, h) for h in self._proximity_hits(doc, entry, occs))
             else:
