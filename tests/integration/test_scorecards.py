@@ -288,14 +288,19 @@ def test_every_stored_score_follows_the_standing_findings(world: World) -> None:
             assert counted == len(t.standing)  # every standing finding is in the breakdown
 
 
-def test_breakdown_links_findings_by_database_id(world: World) -> None:
+def _a_fatal_call(world: World) -> tuple[CallScoreRow, str, list]:
+    """The current score row of some call with a fatal finding, its call id and findings."""
     with world.sessions() as session:
         row = session.scalars(
             select(CallScoreRow).where(CallScoreRow.is_current.is_(True), CallScoreRow.fatal)
         ).first()
         assert row is not None
         call_id = session.get_one(CallRow, row.call_id).call_id
-        reviewed = findings_for_call(session, call_id=call_id)
+        return row, call_id, findings_for_call(session, call_id=call_id)
+
+
+def test_breakdown_links_findings_by_database_id(world: World) -> None:
+    row, _, reviewed = _a_fatal_call(world)
     by_id = {r.finding_id: r for r in reviewed}
     for item in row.breakdown["items"]:
         assert len(item["finding_ids"]) == item["occurrences"]
@@ -510,13 +515,7 @@ def test_changed_rubric_under_an_old_version_is_refused(world: World) -> None:
 
 
 def test_dismissal_then_recompute_is_recorded_once(world: World) -> None:
-    with world.sessions() as session:
-        fatal_row = session.scalars(
-            select(CallScoreRow).where(CallScoreRow.is_current.is_(True), CallScoreRow.fatal)
-        ).first()
-        assert fatal_row is not None
-        call_id = session.get_one(CallRow, fatal_row.call_id).call_id
-        reviewed = findings_for_call(session, call_id=call_id)
+    _, call_id, reviewed = _a_fatal_call(world)
     fatal_ids = [r.finding_id for r in reviewed if r.finding.rule in world.rubric.fatal_rules]
     with world.sessions.begin() as session:
         session.execute(
