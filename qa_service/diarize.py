@@ -7,9 +7,9 @@ since on an outbound call the agent speaks first. When the two groups are not ap
 (one voice), turn alternation decides instead: people take turns.
 
 On one channel, a reply that follows within a third of a second is one stretch of
-speech to the VAD, so one utterance can hold both parties. :class:`SpeakerVoices` learns
-the two voices from the attributed utterances and cuts such an utterance where its
-one-second windows change from one voice to the other (at most twice).
+speech to the VAD, so one utterance can hold both parties; :mod:`qa_service.voice_models`
+learns the two voices frame by frame and finds such changes. Both read the call's MFCC
+frames (:class:`CallFrames`), computed once.
 
 Timbre, not pitch: on the dev corpus's mono calls, 1.5-s pieces of labelled turns go to
 the nearer of the two speakers' mean voices 95 % of the time by MFCC statistics and
@@ -27,11 +27,9 @@ import numpy as np
 from qa_service.domain import Speaker, Utterance
 
 
-def voice_points(
-    utterances: list[Utterance], samples: np.ndarray, sample_rate: int
-) -> list[np.ndarray | None]:
-    """Each utterance's timbre (None where too short or silent), computed once per call."""
-    return [timbre(_segment(samples, sample_rate, u.start, u.end), sample_rate) for u in utterances]
+def voice_points(utterances: list[Utterance], frames: CallFrames) -> list[np.ndarray | None]:
+    """Each utterance's timbre (None where too short or silent), from the call's frames."""
+    return [frames.timbre(u.start, u.end) for u in utterances]
 
 
 def attribute_speakers(
@@ -53,7 +51,7 @@ def attribute_speakers(
     if len(utterances) == 1:
         return [replace(utterances[0], speaker=first_speaker)]
     if points is None:
-        points = voice_points(utterances, samples, sample_rate)
+        points = voice_points(utterances, CallFrames.compute(samples, sample_rate))
     usable = [i for i, p in enumerate(points) if p is not None]
     labels = _alternation(len(utterances))
     if len(usable) >= 2:
@@ -71,6 +69,16 @@ def attribute_speakers(
         replace(u, speaker=first_speaker if is_first else other)
         for u, is_first in zip(utterances, labels, strict=True)
     ]
+
+
+def two_voices(points: list[np.ndarray | None], *, min_separation: float = 1.0) -> bool:
+    """Whether the utterances' voice points fall into two groups apart (two speakers heard).
+
+    The same test :func:`attribute_speakers` applies before it trusts the voices; a call
+    that fails it was labelled by turn-taking, and nothing should be cut by voice.
+    """
+    usable = [p for p in points if p is not None]
+    return len(usable) >= 2 and _two_means(np.array(usable))[1] >= min_separation
 
 
 def _alternation(n: int) -> list[bool]:
@@ -107,138 +115,8 @@ def _two_means(x: np.ndarray) -> tuple[list[int], float]:
     return groups.tolist(), separation
 
 
-@dataclass(frozen=True)
-class SpeakerVoices:
-    """The two parties' voices of a mono call, learnt from its attributed utterances.
-
-    Used to find a change of speaker *inside* an utterance: on one channel, a reply that
-    follows within a third of a second is one stretch of speech to the VAD, so the
-    customer's "我现在失业了" and the agent's next threat arrive as one utterance.
-    """
-
-    centres: dict[Speaker, np.ndarray]  # standardised voice points (see _voice_point)
-    spread: float  # distance between the two centres
-    scale: np.ndarray  # per-dimension standard deviation over the call's utterances
-
-    @classmethod
-    def fit(
-        cls,
-        utterances: list[Utterance],
-        samples: np.ndarray,
-        sample_rate: int,
-        *,
-        min_separation: float = 1.0,
-        points: list[np.ndarray | None] | None = None,
-    ) -> SpeakerVoices | None:
-        """Centres of each speaker's utterances; None when the voices are not apart.
-
-        ``points`` are the utterances' :func:`voice_points`, if the caller already has them.
-        """
-        if points is None:
-            points = voice_points(utterances, samples, sample_rate)
-        by_speaker: dict[Speaker, list[np.ndarray]] = {}
-        for u, p in zip(utterances, points, strict=True):
-            if p is not None:
-                by_speaker.setdefault(u.speaker, []).append(p)
-        if len(by_speaker) != 2 or sum(map(len, by_speaker.values())) < 3:
-            return None
-        x = np.array([p for v in by_speaker.values() for p in v])
-        _, separation = _two_means(x)
-        if separation < min_separation:
-            return None  # two similar voices: a split would be a guess
-        scale = x.std(axis=0)
-        scale[scale == 0] = 1.0
-        centres = {s: np.mean(v, axis=0) / scale for s, v in by_speaker.items()}
-        a, b = centres.values()
-        return cls(centres, float(np.linalg.norm(a - b)), scale)
-
-    def leaning(self, samples: np.ndarray, sample_rate: int) -> float | None:
-        """+1 on the customer's voice, -1 on the agent's, 0 halfway; None if unusable."""
-        x = timbre(samples, sample_rate)
-        if x is None:
-            return None
-        z = x / self.scale
-        d_agent = float(np.linalg.norm(z - self.centres[Speaker.AGENT]))
-        d_customer = float(np.linalg.norm(z - self.centres[Speaker.CUSTOMER]))
-        return (d_agent - d_customer) / max(self.spread, 1e-6)
-
-    def turn_changes(
-        self,
-        samples: np.ndarray,
-        sample_rate: int,
-        start: float,
-        end: float,
-        cuts: list[float],
-        *,
-        min_part_s: float = 0.8,
-        min_margin: float = 0.2,
-        window_s: float = 1.0,
-        hop_s: float = 0.25,
-    ) -> list[tuple[float, float, Speaker]]:
-        """Parts of ``[start, end]`` spoken by alternating parties, cut at ``cuts``.
-
-        The stretch is read in overlapping one-second windows, each leaning to one voice
-        or the other. A layout of one cut (a reply) or two (a reply and the answer to it)
-        is scored by how well its parts' speakers agree with the windows they hold; the
-        best layout is kept if it beats the stretch as one speaker's and every part leans
-        clearly (``min_margin``) to its own speaker. Otherwise: no parts.
-        """
-        cuts = [t for t in cuts if start + min_part_s <= t <= end - min_part_s]
-        if not cuts or end - start < 2 * min_part_s:
-            return []
-        centres, leans = [], []
-        t = start
-        while t + window_s <= end + 1e-6:
-            lean = self.leaning(_segment(samples, sample_rate, t, t + window_s), sample_rate)
-            if lean is not None:
-                centres.append(t + window_s / 2)
-                leans.append(lean)
-            t += hop_s
-        if len(leans) < 2:
-            return []
-        mid = np.array(centres)
-        lean = np.array(leans)
-        whole = abs(float(lean.sum()))  # one speaker throughout
-        best: tuple[float, list[tuple[float, float, Speaker]]] | None = None
-        layouts = [[t] for t in cuts] + [
-            [t1, t2] for i, t1 in enumerate(cuts) for t2 in cuts[i + 1 :] if t2 - t1 >= min_part_s
-        ]
-        for layout in layouts:
-            bounds = [start, *layout, end]
-            for first in (Speaker.AGENT, Speaker.CUSTOMER):
-                parts = [
-                    (a, b, first if k % 2 == 0 else _other(first))
-                    for k, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))
-                ]
-                score = _agreement(parts, mid, lean, min_margin)
-                if score is not None and score > whole and (best is None or score > best[0]):
-                    best = (score, parts)
-        return best[1] if best else []
-
-
-_LEAN_SIGN = {Speaker.CUSTOMER: 1.0, Speaker.AGENT: -1.0}
-
-
-def _agreement(
-    parts: list[tuple[float, float, Speaker]], mid: np.ndarray, lean: np.ndarray, min_margin: float
-) -> float | None:
-    """How far the windows (centred at ``mid``) lean to the speaker of the part holding
-    them, summed; None if a part holds no window or leans less than ``min_margin``."""
-    score = 0.0
-    for a, b, who in parts:
-        held = lean[(mid >= a) & (mid < b)] * _LEAN_SIGN[who]
-        if not len(held) or held.mean() < min_margin:
-            return None
-        score += float(held.sum())
-    return score
-
-
 def _other(speaker: Speaker) -> Speaker:
     return Speaker.CUSTOMER if speaker is Speaker.AGENT else Speaker.AGENT
-
-
-def _segment(samples: np.ndarray, sample_rate: int, start: float, end: float) -> np.ndarray:
-    return samples[int(start * sample_rate) : int(end * sample_rate)]
 
 
 _MFCC_FRAME, _MFCC_HOP, _N_MELS, _N_CEPS = 400, 160, 24, 13
@@ -270,16 +148,62 @@ def _mel_dct(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
 
 def timbre(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
     """Mean and spread of the MFCCs of a stretch's louder frames; None if too short."""
-    if len(samples) < _MFCC_FRAME * 4:
-        return None
-    n = 1 + (len(samples) - _MFCC_FRAME) // _MFCC_HOP
-    idx = np.arange(_MFCC_FRAME)[None, :] + _MFCC_HOP * np.arange(n)[:, None]
-    frames = samples[idx].astype(np.float64) * np.hamming(_MFCC_FRAME)
-    power = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
-    energy = power.sum(axis=1)
-    loud = energy > max(energy.max() * 1e-3, 1e-10)
-    if loud.sum() < 10:
-        return None
-    bank, basis = _mel_dct(sample_rate)
-    ceps = np.log(power[loud] @ bank.T + 1e-10) @ basis.T
-    return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])
+    return CallFrames.compute(samples, sample_rate).timbre(0.0, len(samples) / sample_rate)
+
+
+@dataclass(frozen=True)
+class CallFrames:
+    """MFCCs of every 10-ms frame of a mono channel, computed once per call.
+
+    Both the utterances' timbre (for :func:`attribute_speakers`) and the frame-level voice
+    models (:mod:`qa_service.voice_models`) read them, so no stretch of audio is analysed
+    twice, however many parts of it are scored.
+    """
+
+    cepstra: np.ndarray  # (frames, _N_CEPS), c1…c13 over the telephone band
+    energy: np.ndarray  # (frames,) power of each frame
+    sample_rate: int
+
+    @classmethod
+    def compute(cls, samples: np.ndarray, sample_rate: int) -> CallFrames:
+        n = 1 + (len(samples) - _MFCC_FRAME) // _MFCC_HOP if len(samples) >= _MFCC_FRAME else 0
+        bank, basis = _mel_dct(sample_rate)
+        window = np.hamming(_MFCC_FRAME)
+        cepstra, energy = [], []
+        for first in range(0, n, _CHUNK):  # in chunks: a whole call's frames would be GBs
+            count = min(_CHUNK, n - first)
+            idx = np.arange(_MFCC_FRAME)[None, :] + _MFCC_HOP * (first + np.arange(count))[:, None]
+            power = np.abs(np.fft.rfft(samples[idx].astype(np.float64) * window, n=512)) ** 2
+            energy.append(power.sum(axis=1))
+            cepstra.append(np.log(power @ bank.T + 1e-10) @ basis.T)
+        if not n:
+            return cls(np.zeros((0, _N_CEPS)), np.zeros(0), sample_rate)
+        return cls(np.concatenate(cepstra), np.concatenate(energy), sample_rate)
+
+    @property
+    def hop_s(self) -> float:
+        return _MFCC_HOP / self.sample_rate
+
+    def index(self, t: float) -> int:
+        """The first frame starting at or after time ``t`` (clipped to the call)."""
+        return int(min(max(np.ceil(t * self.sample_rate / _MFCC_HOP - 1e-6), 0), len(self.energy)))
+
+    def span(self, start: float, end: float) -> slice:
+        """The frames lying wholly inside ``[start, end]``."""
+        last = int(np.floor((end * self.sample_rate - _MFCC_FRAME) / _MFCC_HOP + 1e-6)) + 1
+        return slice(self.index(start), max(self.index(start), min(last, len(self.energy))))
+
+    def timbre(self, start: float, end: float) -> np.ndarray | None:
+        """Mean and spread of the MFCCs of the stretch's louder frames; None if too short."""
+        span = self.span(start, end)
+        energy = self.energy[span]
+        if len(energy) < 4:
+            return None
+        loud = energy > max(energy.max() * 1e-3, 1e-10)
+        if loud.sum() < 10:
+            return None
+        ceps = self.cepstra[span][loud]
+        return np.concatenate([ceps.mean(axis=0), ceps.std(axis=0)])
+
+
+_CHUNK = 4096

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from qa_service.decoder import DecodedWindow, WindowDecoder
-from qa_service.diarize import SpeakerVoices, attribute_speakers, voice_points
+from qa_service.diarize import CallFrames, attribute_speakers, two_voices, voice_points
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
@@ -30,6 +30,7 @@ from qa_service.domain import (
 )
 from qa_service.textnorm import TextNormalizer
 from qa_service.vad import VadParams, detect_speech, group_regions
+from qa_service.voice_models import CutPoint, VoiceModels, VoiceParams
 from qa_service.whisper_model import DeviceChoice
 
 SAMPLE_RATE = 16000
@@ -68,9 +69,11 @@ class TranscribeOptions:
     # Mono: tell agent from customer by voice (qa_service.diarize); off leaves "unknown".
     attribute_mono: bool = True
     # Mono: split an utterance where the voice changes (a reply within a third of a
-    # second is one stretch of speech to the VAD). Cut points are pauses between words.
+    # second is one stretch of speech to the VAD). Cut points are the boundaries between
+    # words; one at a pause of at least mono_cut_pause_s (or a clause end) costs less.
     split_mono_turns: bool = True
     mono_cut_pause_s: float = 0.1
+    voices: VoiceParams = VoiceParams()
     max_span_s: float = 25.0
 
 
@@ -211,21 +214,7 @@ class Transcriber:
         turns.sort(key=lambda t: (t[0].start, t[0].channel))
         utterances = [u for u, _ in turns]
         if call.layout == "mono" and opts.attribute_mono:
-            inbound = (call.metadata.direction or "outbound") == "inbound"
-            voice = (channels[0], audio.sample_rate)
-            points = voice_points(utterances, *voice)
-            utterances = attribute_speakers(
-                utterances,
-                *voice,
-                first_speaker=Speaker.CUSTOMER if inbound else Speaker.AGENT,
-                points=points,
-            )
-            if opts.split_mono_turns:
-                voices = SpeakerVoices.fit(utterances, *voice, points=points)
-                if voices is not None:
-                    utterances = self._split_turns(
-                        activity[0], utterances, [m for _, m in turns], voices, voice
-                    )
+            utterances = self._attribute_mono(call, activity[0], channels[0], turns)
         return Transcript(
             utterances=tuple(utterances),
             activity=tuple(activity),
@@ -284,30 +273,69 @@ class Transcriber:
             raw_text=raw,
         )
 
+    def _attribute_mono(
+        self,
+        call: IngestedCall,
+        channel: ChannelActivity,
+        samples: np.ndarray,
+        turns: list[tuple[Utterance, list[_Word]]],
+    ) -> list[Utterance]:
+        """Mono: agent or customer for each utterance, cut where the speaker changes."""
+        inbound = (call.metadata.direction or "outbound") == "inbound"
+        first = Speaker.CUSTOMER if inbound else Speaker.AGENT
+        frames = CallFrames.compute(samples, call.audio.sample_rate)
+        plain = [u for u, _ in turns]
+        points = voice_points(plain, frames)
+        utterances = attribute_speakers(
+            plain, samples, call.audio.sample_rate, first_speaker=first, points=points
+        )
+        if not self.options.split_mono_turns or not two_voices(points):
+            return utterances
+        voices = VoiceModels.fit(
+            frames, utterances, first_speaker=first, params=self.options.voices
+        )
+        if voices is None:
+            return utterances
+        return self._split_turns(channel, utterances, [m for _, m in turns], voices)
+
     def _split_turns(
         self,
         channel: ChannelActivity,
         utterances: list[Utterance],
         groups: list[list[_Word]],
-        voices: SpeakerVoices,
-        voice: tuple[np.ndarray, int],
+        voices: VoiceModels,
     ) -> list[Utterance]:
-        """Mono: cut attributed utterances where the voice changes between two words."""
+        """Mono: cut attributed utterances where the voice changes between two words.
+
+        Every word boundary is a candidate (fast speech leaves no pause before a reply);
+        one at a pause or after clause punctuation is an easier cut.
+        """
         out: list[Utterance] = []
         for u, members in zip(utterances, groups, strict=True):
             cuts = [
-                (a.end + b.start) / 2
+                CutPoint(
+                    (a.end + b.start) / 2,
+                    easy=b.start - a.end >= self.options.mono_cut_pause_s
+                    or a.text.rstrip()[-1:] in _CLAUSE_PUNCTUATION,
+                )
                 for a, b in zip(members, members[1:], strict=False)
-                if b.start - a.end >= self.options.mono_cut_pause_s
-                or a.text.rstrip()[-1:] in _CLAUSE_PUNCTUATION
             ]
-            parts = voices.turn_changes(*voice, u.start, u.end, cuts)
-            if not parts:
-                out.append(u)
+            parts = voices.turns(u.start, u.end, cuts, u.speaker)
+            if len(parts) == 1:
+                out.append(replace(u, speaker=parts[0][2]))
                 continue
-            for a, b, speaker in parts:
-                part = [w for w in members if a <= (w.start + w.end) / 2 < b]
-                piece = self._utterance(channel, part) if part else None
+            # Words go to the part holding their midpoint; runs of one speaker's words
+            # (a part may hold none) make the new utterances.
+            runs: list[tuple[Speaker, list[_Word]]] = []
+            for w in members:
+                mid = (w.start + w.end) / 2
+                speaker = next((s for _, b, s in parts if mid < b), parts[-1][2])
+                if runs and runs[-1][0] is speaker:
+                    runs[-1][1].append(w)
+                else:
+                    runs.append((speaker, [w]))
+            for speaker, words in runs:
+                piece = self._utterance(channel, words)
                 if piece is not None:
                     out.append(replace(piece, speaker=speaker))
         return out
