@@ -206,6 +206,38 @@ def evaluate_corpus(
     raise typer.Exit(code=1 if report.errors else 0)
 
 
+@app.command("eval-text")
+def evaluate_text(
+    lines: Annotated[Path, typer.Argument(help="标注句子 JSONL（id、speaker、text、labels）")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    noise: Annotated[
+        int | None, typer.Option(help="加入模拟识别错误（随机种子）/ add synthetic ASR noise")
+    ] = None,
+    errors: Annotated[Path | None, typer.Option(help="把判错的句子写入 JSONL")] = None,
+) -> None:
+    """逐句评估文本检测（无音频）/ evaluate text detection on labelled lines."""
+    from qa_service.evaluation_text import evaluate_lines, format_text_report, load_lines
+    from qa_service.pipeline import build_detector
+    from qa_service.whisper_model import resolve_cpu_threads
+
+    settings = get_settings()
+    try:
+        rows = load_lines(lines)
+        detector = build_detector(settings, resolve_cpu_threads(settings.cpu_threads))
+        report = evaluate_lines(detector, rows, noise_seed=noise)
+    except QAServiceError as exc:
+        raise fail(exc) from exc
+    if errors is not None:
+        errors.write_text(
+            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in report.errors),
+            encoding="utf-8",
+        )
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        typer.echo(format_text_report(report))
+
+
 @app.command()
 def demo() -> None:
     """演示：分析仓库自带的样例通话并打印中文摘要 / analyse the bundled sample calls."""
