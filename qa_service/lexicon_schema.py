@@ -16,6 +16,8 @@ negation cues)::
                   whole_word?, ignore?}]
     patterns:   [{id, why, weight?, slots: [[...], "@group"], within?, order?: any|given}]
     exceptions: [{id, why, terms | slots}]      # cancel the rule's hits in that sentence
+    examples: [句子, ...]            # similarity rule: a clause close in meaning fires
+    counter_examples: [句子, ...]    # harmless look-alikes the clause must be farther from
 
 ``within`` is the most characters allowed between one slot and the next (default 8);
 ``order: given`` keeps the slots in the written order, ``any`` (default) allows any order
@@ -27,7 +29,7 @@ real words that sound like a term and must not count as it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ _TERM_KEYS = {
 }
 _PATTERN_KEYS = (_TERM_KEYS - {"terms"}) | {"slots", "within", "order"}
 _SECTIONS = ("terms", "patterns", "exceptions")
+_EXAMPLE_SECTIONS = ("examples", "counter_examples")
 _DEFAULT_WEIGHT = 0.6
 _DEFAULT_WITHIN = 8
 _MAX_WITHIN = 40
@@ -99,6 +102,10 @@ class Lexicon:
     entries: tuple[LexiconEntry, ...]
     negation: NegationRules
     user_words: tuple[tuple[str, int | None, str | None], ...] = ()
+    # Similarity rules: example sentences per rule, and harmless counter-examples per
+    # rule ("*" holds the shared ones of _common.yaml).
+    examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    counter_examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -158,6 +165,11 @@ def load_lexicon(
     shared = _parse_groups(common.get("groups"), common_path, {})
     entries: list[LexiconEntry] = []
     seen: set[str] = set()
+    examples: dict[str, tuple[str, ...]] = {}
+    counter_examples: dict[str, tuple[str, ...]] = {}
+    shared_counter = _sentences(common.get("counter_examples"), "counter_examples", common_path)
+    if shared_counter:
+        counter_examples["*"] = shared_counter
     for path in sorted(directory.glob("*.yaml")):
         if path.name.startswith("_"):
             continue
@@ -175,7 +187,7 @@ def load_lexicon(
                 "a rule lives in exactly one file named after it",
             )
         seen.add(rule)
-        unknown = set(raw) - {"rule", "name", "groups", *_SECTIONS}
+        unknown = set(raw) - {"rule", "name", "groups", *_SECTIONS, *_EXAMPLE_SECTIONS}
         if unknown:
             raise _fail(path, "", f"未知字段 {sorted(unknown)}", "unknown keys")
         groups = _parse_groups(raw.get("groups"), path, shared)
@@ -190,13 +202,24 @@ def load_lexicon(
                     raise _fail(path, entry.entry_id, "条目 id 重复", "duplicate entry id")
                 ids.add(entry.entry_id)
                 entries.append(entry)
+        for section in _EXAMPLE_SECTIONS:
+            sentences = _sentences(raw.get(section), section, path)
+            if sentences:
+                target = examples if section == "examples" else counter_examples
+                target[rule] = sentences
         if not any(e.rule == rule and not e.exception for e in entries):
             raise _fail(path, "", "没有任何词条", "no terms or patterns")
     missing = sorted(set(LEXICON_RULES) - seen)
     if require_all and missing:
         raise _fail(directory, "", f"缺少规则 {missing}", "lexicon lacks rules")
     words = _read_user_dictionary(user_dictionary) if user_dictionary else ()
-    return Lexicon(entries=tuple(entries), negation=negation, user_words=words)
+    return Lexicon(
+        entries=tuple(entries),
+        negation=negation,
+        user_words=words,
+        examples=examples,
+        counter_examples=counter_examples,
+    )
 
 
 def _fail(path: Path, where: str, zh: str, en: str) -> LexiconError:
@@ -340,6 +363,22 @@ def _parse_entry(
         ignore=frozenset(_words(raw.get("ignore") or [], where, path, {}, allow_empty=True)),
         source=path.name,
     )
+
+
+def _sentences(raw: object, section: str, path: Path) -> tuple[str, ...]:
+    """A similarity section: a list of distinct, non-empty sentences."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(path, section, "应为句子列表", "must be a list of sentences")
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str) or len(item.strip()) < 2:
+            raise _fail(path, f"{section}[{i}]", f"应为一句话，而不是 {item!r}", "not a sentence")
+        if item.strip() in out:
+            raise _fail(path, f"{section}[{i}]", f"句子重复：{item.strip()}", "duplicate sentence")
+        out.append(item.strip())
+    return tuple(out)
 
 
 def _read_user_dictionary(path: Path) -> tuple[tuple[str, int | None, str | None], ...]:
