@@ -15,13 +15,18 @@ and is fused here, where the call's context is known:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+from qa_service.clauses import Segment, scan_segments
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
 from qa_service.lexicon_schema import LexiconHit
+
+if TYPE_CHECKING:
+    from qa_service.semantic import SemanticEvidence, SemanticScorer, SimilarityMatch
 
 P_RULES = tuple(f"P{i:02d}" for i in range(1, 11))
 C_RULES = ("C01", "C02", "C03")
@@ -41,6 +46,12 @@ class FusionParams:
     lexicon_support: float = 0.3  # a weaker hit fires when the classifier leans the same way
     support_factor: float = 1.0  # ... i.e. reaches this fraction of its own threshold
     third_party_p06: float = 0.75  # confidence of a debt disclosure on a third-party call
+    # With the sentence encoder (semantic fusion): a clause shorter than this many Chinese
+    # characters is judged by the models only when the lexicon or an example backs them.
+    semantic_min_chars: int = 4
+    # Weak-evidence marks for the review queue.
+    weak_confidence: float = 0.7  # a fused confidence under this is weak
+    low_asr_logprob: float = -0.9  # Whisper's mean token log-probability under this
 
 
 @dataclass(frozen=True)
@@ -86,47 +97,107 @@ def _has_any(text: str, cues: Sequence[str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class SegmentEvidence:
+    """The models' view of one clause (or pair of clauses, or the whole) of an utterance."""
+
+    segment: Segment
+    scores: dict[str, float]  # rule -> character-model probability
+    semantic: SemanticEvidence | None = None
+
+
+@dataclass(frozen=True)
 class UtteranceEvidence:
     """Everything known about one utterance before fusion."""
 
     index: int
     utterance: Utterance
     lexicon: dict[str, list[LexiconHit]]  # rule -> non-negated hits
-    scores: dict[str, float]  # rule -> classifier probability
+    scores: dict[str, float]  # rule -> classifier probability (whole utterance)
+    segments: tuple[SegmentEvidence, ...] = ()
+
+
+def lexicon_weights(hits: Sequence[LexiconHit]) -> dict[str, float]:
+    """Rule -> the strongest non-negated hit's weight."""
+    out: dict[str, float] = {}
+    for h in hits:
+        if not h.negated:
+            out[h.rule] = max(out.get(h.rule, 0.0), h.weight)
+    return out
 
 
 class Detector:
     """Runs matcher + classifier over a call's utterances and fuses their evidence."""
 
-    def __init__(self, matcher, classifier, conduct: ConductLexicon, params: FusionParams) -> None:
+    def __init__(
+        self,
+        matcher,
+        classifier,
+        conduct: ConductLexicon,
+        params: FusionParams,
+        semantic: SemanticScorer | None = None,
+    ) -> None:
         self.matcher = matcher
         self.classifier = classifier
         self.conduct = conduct
         self.params = params
+        # Without the sentence encoder, the utterance is judged whole by lexicon and
+        # character model (the original fusion); with it, clause by clause.
+        self.semantic = semantic
 
     def detect(self, utterances: Sequence[Utterance], meta: CallMetadata) -> list[Finding]:
         evidence = self._evidence(utterances)
         third_party = (meta.contact_role or "") == "third_party"
         opening = self._opening(utterances)
         scripted = self._identification_turns(utterances, opening)
+        mono = (meta.channels or "") == "mono"
         findings: list[Finding] = []
         for ev in evidence:
-            findings.extend(
-                self._utterance_findings(ev, third_party, evidence, scripted=ev.index in scripted)
-            )
-        findings.extend(self._required_conduct(utterances, opening, findings))
+            if self.semantic is not None:
+                found = self._semantic_findings(ev, third_party, scripted=ev.index in scripted)
+                found += self._third_party_findings(ev, third_party, evidence, found)
+            else:
+                found = self._utterance_findings(
+                    ev, third_party, evidence, scripted=ev.index in scripted
+                )
+            findings.extend(self._mark_weak(f, ev.utterance, mono) for f in found)
+        by_turn: dict[tuple[float | None, float | None], Utterance] = {
+            (u.start, u.end): u for u in utterances
+        }
+        findings.extend(
+            self._mark_weak(f, by_turn.get((f.start, f.end), utterances[0]), mono)
+            for f in self._required_conduct(utterances, opening, findings)
+        )
         return findings
 
     def _evidence(self, utterances: Sequence[Utterance]) -> list[UtteranceEvidence]:
         items = [(u.speaker.value, u.text) for u in utterances]
-        probs = self.classifier.predict(items) if (items and self.classifier) else [{}] * len(items)
+        segments = [scan_segments(u.text) if self.semantic else [] for u in utterances]
+        seg_items = [
+            (u.speaker.value, seg.text)
+            for u, segs in zip(utterances, segments, strict=True)
+            for seg in segs
+        ]
+        # One batch per model for the whole call: utterances, then all their segments.
+        probs = self.classifier.predict(items + seg_items) if self.classifier else []
+        if not probs:
+            probs = [{}] * (len(items) + len(seg_items))
+        semantic = self.semantic.score(seg_items) if self.semantic else []
         out = []
-        for i, (u, p) in enumerate(zip(utterances, probs, strict=True)):
+        k = 0
+        for i, (u, p) in enumerate(zip(utterances, probs[: len(items)], strict=True)):
             hits: dict[str, list[LexiconHit]] = {}
             for hit in self.matcher.match(u.text):
                 if not hit.negated:
                     hits.setdefault(hit.rule, []).append(hit)
-            out.append(UtteranceEvidence(i, u, hits, dict(p)))
+            seg_ev = []
+            for seg in segments[i]:
+                seg_ev.append(
+                    SegmentEvidence(
+                        seg, dict(probs[len(items) + k]), semantic[k] if semantic else None
+                    )
+                )
+                k += 1
+            out.append(UtteranceEvidence(i, u, hits, dict(p), tuple(seg_ev)))
         return out
 
     def _allowed(self, speaker: Speaker) -> tuple[str, ...]:
@@ -198,24 +269,183 @@ class Detector:
                         rule, ev, confidence, lex, prob, source=_source(lex, prob, threshold)
                     )
                 )
-        if third_party and u.speaker is Speaker.AGENT and not any(f.rule == "P06" for f in out):
-            disclosed = self._third_party_disclosure(ev, evidence)
-            if disclosed:
-                out.append(
-                    self._finding(
-                        "P06",
-                        ev,
-                        self.params.third_party_p06,
-                        0.0,
-                        ev.scores.get("P06", 0.0),
-                        source="context",
-                        extra={
-                            "third_party_cues": disclosed,
-                            "why": self.conduct.why["P06_third_party"],
-                        },
-                    )
-                )
+        out += self._third_party_findings(ev, third_party, evidence, out)
         return out
+
+    def _third_party_findings(
+        self,
+        ev: UtteranceEvidence,
+        third_party: bool,
+        evidence: list[UtteranceEvidence],
+        found: list[Finding],
+    ) -> list[Finding]:
+        """On a call answered by a third party, an agent turn that discloses the debt."""
+        if not third_party or ev.utterance.speaker is not Speaker.AGENT:
+            return []
+        if any(f.rule == "P06" for f in found):
+            return []
+        disclosed = self._third_party_disclosure(ev, evidence)
+        if not disclosed:
+            return []
+        return [
+            self._finding(
+                "P06",
+                ev,
+                self.params.third_party_p06,
+                0.0,
+                ev.scores.get("P06", 0.0),
+                source="context",
+                extra={"third_party_cues": disclosed, "why": self.conduct.why["P06_third_party"]},
+            )
+        ]
+
+    def _semantic_findings(
+        self, ev: UtteranceEvidence, third_party: bool, *, scripted: bool
+    ) -> list[Finding]:
+        """Lexicon, character model, encoder and similarity rules fused per utterance.
+
+        Each model scores the utterance's segments (the whole, neighbouring clauses, long
+        clauses) and keeps its best, so a violating clause is not diluted by the sign-off
+        after it; the lexicon reads the whole turn, where negation and exceptions are
+        visible. The fused probability (calibrated on wording the models never saw) is
+        the finding's confidence; the finding points at the most telling segment.
+        """
+        assert self.semantic is not None
+        head, sim_index = self.semantic.head, self.semantic.similarity
+        u = ev.utterance
+        out: list[Finding] = []
+        segments = ev.segments
+        if not segments:
+            return out
+        for rule in self._allowed(u.speaker):
+            if rule == "C02" and not third_party:
+                continue
+            hits = ev.lexicon.get(rule, [])
+            lex = max((h.weight for h in hits), default=0.0)
+            if rule == "P06" and not third_party and lex == 0.0:
+                continue  # on the debtor's own line, the debt is the subject of the call
+            clf = [seg.scores.get(rule, 0.0) for seg in segments]
+            enc = [
+                seg.semantic.probabilities.get(rule, 0.0) if seg.semantic else 0.0
+                for seg in segments
+            ]
+            matches = [seg.semantic.similar.get(rule) if seg.semantic else None for seg in segments]
+            sim = max((sim_index.evidence(m) for m in matches if m), default=0.0)
+            firing = [i for i, m in enumerate(matches) if m and sim_index.fires(m)]
+            example = max(firing, key=lambda i: matches[i].score) if firing else None  # type: ignore[union-attr]
+            if (
+                lex == 0.0
+                and example is None
+                and (scripted or _cjk_count(u.text) < self.params.semantic_min_chars)
+            ):
+                continue  # models alone do not judge the opening script or a fragment
+            prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim)
+            threshold = head.fusion.threshold[rule]
+            if not (prob >= threshold or lex >= self.params.lexicon_alone or example is not None):
+                continue
+            how = (
+                "lexicon"
+                if lex >= self.params.lexicon_alone and prob < threshold
+                else "similarity"
+                if example is not None and prob < threshold
+                else "fusion"
+            )
+            where = self._telling_segment(segments, hits, clf, enc, example)
+            out.append(
+                self._segment_finding(
+                    rule,
+                    ev,
+                    segments[where],
+                    prob,
+                    lex,
+                    how,
+                    clf=max(clf),
+                    enc=max(enc),
+                    match=matches[example] if example is not None else matches[where],
+                )
+            )
+        return out
+
+    @staticmethod
+    def _telling_segment(
+        segments: Sequence[SegmentEvidence],
+        hits: Sequence[LexiconHit],
+        clf: list[float],
+        enc: list[float],
+        example: int | None,
+    ) -> int:
+        """The segment a reviewer should hear: the shortest holding the strongest lexicon
+        hit, else the example's, else the one the models rate highest (shorter on ties)."""
+        if hits:
+            top = max(hits, key=lambda h: h.weight)
+            holding = [
+                i
+                for i, s in enumerate(segments)
+                if s.segment.start <= top.start and top.end <= s.segment.end
+            ]
+            if holding:
+                return min(holding, key=lambda i: segments[i].segment.length)
+        if example is not None:
+            return example
+        return max(
+            range(len(segments)),
+            key=lambda i: (round(clf[i] + enc[i], 2), -segments[i].segment.length),
+        )
+
+    def _segment_finding(
+        self,
+        rule: str,
+        ev: UtteranceEvidence,
+        seg_ev: SegmentEvidence,
+        prob: float,
+        lex: float,
+        how: str,
+        *,
+        clf: float,
+        enc: float,
+        match: SimilarityMatch | None,
+    ) -> Finding:
+        u, seg = ev.utterance, seg_ev.segment
+        example_fires = bool(match and self.semantic and self.semantic.similarity.fires(match))
+        sources = [
+            name
+            for name, present in (
+                ("lexicon", lex > 0),
+                ("similarity", example_fires),
+                ("classifier", clf >= self._threshold(rule)),
+                ("encoder", enc >= 0.5),
+            )
+            if present
+        ]
+        extra: dict[str, object] = {
+            "encoder_score": round(enc, 3),
+            "fused": how,
+            "clause": seg.text,
+            "clause_span": [seg.start, seg.end],
+        }
+        if match is not None:
+            extra["similar_example"] = match.example
+            extra["similarity"] = round(match.score, 3)
+            extra["similarity_margin"] = round(match.margin, 3)
+        finding = self._finding(
+            rule, ev, prob, lex, clf, source="+".join(sources) or "fusion", extra=extra
+        )
+        start, end = _clause_time(u, seg)
+        return replace(finding, start=start, end=end)
+
+    def _mark_weak(self, f: Finding, u: Utterance, mono: bool) -> Finding:
+        """Say why a finding may be wrong, so the review queue can put it first."""
+        reasons = []
+        sources = f.source.split("+")
+        if not {"lexicon", "similarity", "context", "conduct"} & set(sources):
+            reasons.append("model_only")
+        if f.confidence < self.params.weak_confidence:
+            reasons.append("low_confidence")
+        if u.avg_logprob is not None and u.avg_logprob < self.params.low_asr_logprob:
+            reasons.append("low_asr_confidence")
+        if mono:
+            reasons.append("guessed_speaker")
+        return replace(f, evidence={**f.evidence, "weak_evidence": reasons})
 
     def _third_party_disclosure(
         self, ev: UtteranceEvidence, evidence: list[UtteranceEvidence]
@@ -232,8 +462,11 @@ class Detector:
         thresholds = getattr(self.classifier, "thresholds", None) or {}
         return float(thresholds.get(rule, 0.5))
 
-    def _finding(self, rule, ev, confidence, lex, prob, *, source, extra=None) -> Finding:
-        hits = ev.lexicon.get(rule, [])
+    def _finding(
+        self, rule, ev, confidence, lex, prob, *, source, extra=None, hits=None
+    ) -> Finding:
+        if hits is None:
+            hits = ev.lexicon.get(rule, [])
         evidence: dict[str, object] = {
             "classifier_score": round(prob, 3),
             "lexicon_weight": round(lex, 3),
@@ -352,3 +585,11 @@ def _source(lex: float, prob: float, threshold: float) -> str:
     if lex > 0 and prob >= threshold:
         return "lexicon+classifier"
     return "lexicon" if lex > 0 else "classifier"
+
+
+def _clause_time(u: Utterance, seg: Segment) -> tuple[float, float]:
+    """The clause's time span, by its share of the utterance's characters (no word
+    timestamps are kept with an utterance; speech rate is even enough within a turn)."""
+    n = max(len(u.text), 1)
+    dur = max(u.end - u.start, 0.0)
+    return (round(u.start + dur * seg.start / n, 2), round(u.start + dur * seg.end / n, 2))

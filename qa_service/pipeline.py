@@ -201,7 +201,21 @@ def build_detector(settings: Settings, cpu_threads: int) -> Detector:
     )
     classifier = UtteranceClassifier.load(settings.classifier_dir, num_threads=cpu_threads)
     conduct = ConductLexicon.load(settings.lexicon_dir / "conduct.yaml")
-    return Detector(LexiconMatcher(lexicon), classifier, conduct, FusionParams())
+    semantic = None
+    if settings.semantic_detection:
+        from qa_service.semantic import (
+            EncoderHead,
+            SemanticScorer,
+            SentenceEncoder,
+            SimilarityIndex,
+        )
+
+        encoder = SentenceEncoder(
+            num_threads=cpu_threads, cache_dir=settings.model_cache_dir / "encoder"
+        )
+        similarity = SimilarityIndex(lexicon.examples, lexicon.counter_examples, encoder)
+        semantic = SemanticScorer(encoder, EncoderHead.load(settings.encoder_head_dir), similarity)
+    return Detector(LexiconMatcher(lexicon), classifier, conduct, FusionParams(), semantic)
 
 
 def finding_order(f: Finding) -> tuple[float, str]:

