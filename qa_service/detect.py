@@ -48,7 +48,7 @@ class FusionParams:
     third_party_p06: float = 0.75  # confidence of a debt disclosure on a third-party call
     # With the sentence encoder (semantic fusion): a clause shorter than this many Chinese
     # characters is judged by the models only when the lexicon or an example backs them.
-    semantic_min_chars: int = 4
+    semantic_min_chars: int = 6
     # Weak-evidence marks for the review queue.
     weak_confidence: float = 0.7  # a fused confidence under this is weak
     low_asr_logprob: float = -0.9  # Whisper's mean token log-probability under this

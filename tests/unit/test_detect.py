@@ -91,6 +91,26 @@ def test_complaint_not_deescalated_is_r04_on_next_agent_turn(detector: Detector)
     assert len(r04) == 1 and r04[0].start == 10.0
 
 
+def test_polite_negotiation_after_a_complaint_is_still_r04(detector: Detector) -> None:
+    # Promising to pass the hardship on while asking for a partial payment is carrying on
+    # the collection, not pausing it or handing it over.
+    call = _call(
+        (A, OPENING),
+        (C, "你们天天打电话，我要去银保监会投诉你们。"),
+        (A, "我理解，您的情况我会反馈一下，那您这个月能不能先还一部分？"),
+        (A, CLOSING),
+    )
+    assert [f.start for f in detector.detect(call, DEBTOR) if f.rule == "R04"] == [10.0]
+
+
+def test_apologising_for_the_disturbance_is_a_courteous_close(detector: Detector) -> None:
+    closing = _call((A, OPENING), (C, "好的我知道了。"), (A, "好的，抱歉打扰，您先忙。"))
+    assert "R03" not in {f.rule for f in detector.detect(closing, DEBTOR)}
+    # "we won't disturb you at home" is no apology, and the turn ends in a threat.
+    hostile = _call((A, OPENING), (C, "嗯。"), (A, "我们不会上门打扰你，你自己看着办。"))
+    assert "R03" in {f.rule for f in detector.detect(hostile, DEBTOR)}
+
+
 def test_missing_identity_and_hostile_close_are_r01_and_r03(detector: Detector) -> None:
     call = _call((A, "喂，是张伟吧？"), (C, "是我。"), (A, "行了，你自己看着办。"))
     rules = {f.rule for f in detector.detect(call, DEBTOR)}
