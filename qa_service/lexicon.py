@@ -102,6 +102,8 @@ _MAX_READINGS = 32  # heteronym combinations per term, beyond which only the two
 _PHONETIC_MAX_GAP = 4
 _SENTENCE_END = frozenset("。！？!?；;\n")
 _CLAUSE_END = _SENTENCE_END | frozenset("，,、：:")
+# Coverbs that open a phrase between a negation and its verb (不会把…发到, 不会在…公开).
+_COVERBS = frozenset("把在给向对跟和往到")
 # Full-width ASCII → half-width, upper → lower; length-preserving so offsets stay valid.
 _FOLD = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
 _FOLD.update({ord(c): c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
@@ -435,7 +437,7 @@ class LexiconMatcher:
         window = self.lexicon.negation.window
         window = min(2, window) if entry.exception else window
         text = doc.text
-        lo = max(0, start - window - self._longest_cue)
+        lo = max(0, start - window - 12 - self._longest_cue)
         for i in range(start - 1, lo - 1, -1):
             if text[i] in _CLAUSE_END:
                 lo = i + 1
@@ -448,7 +450,10 @@ class LexiconMatcher:
             while at >= 0:
                 cue_start, cue_end = lo + at, lo + at + len(cue)
                 between = text[cue_end:start]
-                if len(between) <= window and self._is_cue(
+                # 不会把您的情况发到群里 / 不会在朋友圈公开: a prepositional phrase sits
+                # between the negation and the verb it governs.
+                reach = window + 12 if between[:1] in _COVERBS else window
+                if len(between) <= reach and self._is_cue(
                     doc, cue, cue_start, cue_end, between, imperative
                 ):
                     return cue
@@ -466,6 +471,10 @@ class LexiconMatcher:
             return False  # 别逼我们上门: a threat, not a negation
         if cue[0] in "不没" and len(cue) > 1 and cue_start > 0 and text[cue_start - 1] == cue[1]:
             return False  # 会不会 / 要不要 / 有没有: a question
+        if cue in neg.rhetorical and _clause_after(text, cue_end).rstrip("？?！!。 ").endswith(
+            ("吧", "吗")
+        ):
+            return False  # 你也不想…出点什么事吧: a rhetorical question
         word_start, word_end = doc.word_at(cue_end - 1)
         return word_end == cue_end and text[word_start:word_end] not in neg.not_negation
 
@@ -593,3 +602,11 @@ class LexiconMatcher:
                 hit = replace(hit, negated=True, negated_by=phrase)
             kept.append(hit)
         return sorted(kept, key=lambda h: (h.start, h.end, h.rule, h.entry_id))
+
+
+def _clause_after(text: str, start: int) -> str:
+    """``text`` from ``start`` to the end of its clause."""
+    for i in range(start, len(text)):
+        if text[i] in _CLAUSE_END and text[i] not in "？?":
+            return text[start : i + 1]
+    return text[start:]

@@ -95,6 +95,9 @@ class NegationRules:
     breakers: tuple[str, ...] = ()
     imperative_breakers: tuple[str, ...] = ()
     not_negation: frozenset[str] = frozenset()
+    # "你也不想你孩子出点什么事吧": in a clause that ends in 吧/吗 these cues ask a
+    # rhetorical question — a veiled threat, not a denial.
+    rhetorical: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,6 +302,7 @@ def _parse_negation(raw: object, path: Path) -> NegationRules:
         breakers=words("breakers"),
         imperative_breakers=words("imperative_breakers"),
         not_negation=frozenset(words("not_negation")),
+        rhetorical=words("rhetorical"),
     )
 
 

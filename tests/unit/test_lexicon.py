@@ -222,10 +222,18 @@ def test_negation_cancels_a_hit_and_says_which_word_did(matcher: LexiconMatcher)
         "别逼我们派人上门。",  # 别 + 逼: a threat, not a prohibition
         "要不要我们派人上门？",  # 要不要 is a question
         "你别以为我们不敢派人上门。",  # 别以为 is one word; 不敢 is not a listed cue
+        "你也不想你孩子放学路上出点什么事吧？",  # 不想…吧: a rhetorical question
     ],
 )
 def test_threats_dressed_as_negations_still_count(matcher: LexiconMatcher, text: str) -> None:
     assert "P01" in _evidence(matcher, text)
+
+
+def test_a_negation_reaches_over_a_coverb_phrase_to_its_verb(matcher: LexiconMatcher) -> None:
+    # 不会 governs 发到 across "把您的欠款情况" (a 把-phrase), beyond the plain 4-char window.
+    hits = [h for h in matcher.match("我们不会把您的欠款情况发到任何群里。") if h.rule == "P09"]
+    assert hits and all(h.negated and h.negated_by == "不会" for h in hits)
+    assert "P09" in _evidence(matcher, "你不还钱，我就把您的欠款情况发到任何群里。")
 
 
 def test_exceptions_excuse_their_sentence_only(matcher: LexiconMatcher) -> None:
