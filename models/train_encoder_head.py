@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 from qa_service.asr_noise import add_asr_noise  # noqa: E402
 from qa_service.classifier import LABELS, UtteranceClassifier  # noqa: E402
 from qa_service.clauses import scan_segments  # noqa: E402
-from qa_service.detect import lexicon_weights  # noqa: E402
+from qa_service.detect import lexicon_weights, negated_weights  # noqa: E402
 from qa_service.lexicon import LexiconMatcher  # noqa: E402
 from qa_service.lexicon_schema import load_lexicon  # noqa: E402
 from qa_service.semantic import (  # noqa: E402
@@ -230,9 +230,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
+        "--template-weight",
+        type=float,
+        default=0.5,
+        help="loss weight of a template row against a free-written one",
+    )
+    ap.add_argument(
         "--max-false-alarm",
         type=float,
-        default=0.003,
+        default=0.01,
         help="per rule, the share of harmless lines it may flag (out of fold)",
     )
     ap.add_argument(
@@ -269,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     for i, s in enumerate(speakers):
         for rule in applicable(s):
             mask[i, LABELS.index(rule)] = 1.0
+    # The template rows are many and stylised: they count less than free-written lines.
+    mask[~written] *= args.template_weight
     hp = dict(hidden=args.hidden, epochs=args.epochs, lr=1e-3, weight_decay=1e-2, dropout=0.2)
 
     # Out-of-fold logits for the written lines; a line and its noisy copy share a fold,
@@ -330,12 +338,18 @@ def main(argv: list[str] | None = None) -> None:
         clf_rows, sim_rows = clf_flat[pos : pos + n_seg], sim_flat[pos : pos + n_seg]
         pos += n_seg
         enc_rows = calibrated(seg_logits[i])
-        lex = lexicon_weights(matcher.match(rows[i]["text"]))
+        hits = matcher.match(rows[i]["text"])
+        lex = lexicon_weights(hits)
+        neg = negated_weights(hits)
         for rule in applicable(rows[i]["speaker"]):
             j = LABELS.index(rule)
             sim = max((sim_index.evidence(r[rule]) for r in sim_rows if rule in r), default=0.0)
             f = fusion_features(
-                lex.get(rule, 0.0), max(r[rule] for r in clf_rows), float(enc_rows[:, j].max()), sim
+                lex.get(rule, 0.0),
+                max(r[rule] for r in clf_rows),
+                float(enc_rows[:, j].max()),
+                sim,
+                neg.get(rule, 0.0) if rule not in lex else 0.0,
             )
             feats[rule[0]].append((f, y[i, j], j, not rows[i]["labels"]))
 
@@ -388,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             "rows_with_noise_copies": len(rows),
             "out_of_fold": report,
             "max_false_alarm": args.max_false_alarm,
+            "template_weight": args.template_weight,
         },
     }
     (args.out / "head.json").write_text(

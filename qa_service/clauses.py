@@ -24,6 +24,7 @@ _MIN_CHARS = 4  # a shorter piece ("好的，") is joined to the clause after it
 _TARGET_CHARS = 16  # an unpunctuated stretch longer than twice this is cut
 _MAX_WHOLE = 80  # utterances up to this length are also scored whole
 _STANDALONE_CHARS = 12  # a clause this long is also scored on its own
+_SHORT_TURN = 30  # a turn this short is scored whole only: too short to dilute
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,11 @@ def scan_segments(text: str) -> list[Segment]:
     "寄什么律师函" reads like a fake-document threat — so it is only ever scored with
     a neighbour.
     """
-    clauses = split_clauses(text)
+    if not text.strip():
+        return []
+    clauses = split_clauses(text) if len(text) > _SHORT_TURN else []
     if len(clauses) <= 1:
-        return [Segment(0, len(text), text)] if text.strip() else []
+        return [Segment(0, len(text), text)]
     segments: list[Segment] = []
     if len(text) <= _MAX_WHOLE:
         segments.append(Segment(0, len(text), text))

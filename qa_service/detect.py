@@ -49,6 +49,10 @@ class FusionParams:
     # With the sentence encoder (semantic fusion): a clause shorter than this many Chinese
     # characters is judged by the models only when the lexicon or an example backs them.
     semantic_min_chars: int = 6
+    # A second rule in the same turn, on the models' word alone, needs this confidence.
+    secondary_rule: float = 0.9
+    # Where the lexicon found the rule's words only negated, the models need this.
+    denied_rule: float = 0.98
     # Weak-evidence marks for the review queue.
     weak_confidence: float = 0.7  # a fused confidence under this is weak
     low_asr_logprob: float = -0.9  # Whisper's mean token log-probability under this
@@ -114,6 +118,7 @@ class UtteranceEvidence:
     lexicon: dict[str, list[LexiconHit]]  # rule -> non-negated hits
     scores: dict[str, float]  # rule -> classifier probability (whole utterance)
     segments: tuple[SegmentEvidence, ...] = ()
+    negated: dict[str, float] = field(default_factory=dict)  # rule -> cancelled hit weight
 
 
 def lexicon_weights(hits: Sequence[LexiconHit]) -> dict[str, float]:
@@ -121,6 +126,15 @@ def lexicon_weights(hits: Sequence[LexiconHit]) -> dict[str, float]:
     out: dict[str, float] = {}
     for h in hits:
         if not h.negated:
+            out[h.rule] = max(out.get(h.rule, 0.0), h.weight)
+    return out
+
+
+def negated_weights(hits: Sequence[LexiconHit]) -> dict[str, float]:
+    """Rule -> the strongest hit that a negation or an exception cancelled."""
+    out: dict[str, float] = {}
+    for h in hits:
+        if h.negated:
             out[h.rule] = max(out.get(h.rule, 0.0), h.weight)
     return out
 
@@ -177,16 +191,19 @@ class Detector:
             for u, segs in zip(utterances, segments, strict=True)
             for seg in segs
         ]
-        # One batch per model for the whole call: utterances, then all their segments.
-        probs = self.classifier.predict(items + seg_items) if self.classifier else []
-        if not probs:
-            probs = [{}] * (len(items) + len(seg_items))
+        # One batch per model for the whole call: utterances, then all their segments
+        # (a text scored twice — a short turn is its own only segment — is scored once).
+        unique = list(dict.fromkeys(items + seg_items))
+        scored = self.classifier.predict(unique) if (unique and self.classifier) else []
+        by_item = dict(zip(unique, scored, strict=True)) if scored else {}
+        probs = [by_item.get(item, {}) for item in items + seg_items]
         semantic = self.semantic.score(seg_items) if self.semantic else []
         out = []
         k = 0
         for i, (u, p) in enumerate(zip(utterances, probs[: len(items)], strict=True)):
             hits: dict[str, list[LexiconHit]] = {}
-            for hit in self.matcher.match(u.text):
+            matched = self.matcher.match(u.text)
+            for hit in matched:
                 if not hit.negated:
                     hits.setdefault(hit.rule, []).append(hit)
             seg_ev = []
@@ -197,7 +214,9 @@ class Detector:
                     )
                 )
                 k += 1
-            out.append(UtteranceEvidence(i, u, hits, dict(p), tuple(seg_ev)))
+            out.append(
+                UtteranceEvidence(i, u, hits, dict(p), tuple(seg_ev), negated_weights(matched))
+            )
         return out
 
     def _allowed(self, speaker: Speaker) -> tuple[str, ...]:
@@ -314,6 +333,7 @@ class Detector:
         head, sim_index = self.semantic.head, self.semantic.similarity
         u = ev.utterance
         out: list[Finding] = []
+        models_only: list[tuple[float, int]] = []  # (fused probability, index in out)
         segments = ev.segments
         if not segments:
             return out
@@ -339,8 +359,13 @@ class Detector:
                 and (scripted or _cjk_count(u.text) < self.params.semantic_min_chars)
             ):
                 continue  # models alone do not judge the opening script or a fragment
-            prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim)
+            neg = ev.negated.get(rule, 0.0) if lex == 0.0 else 0.0
+            prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim, neg)
             threshold = head.fusion.threshold[rule]
+            if neg and example is None:
+                # The lexicon saw this rule's words denied or excused (我们不会在群里公开…,
+                # 以银行审批为准); the models read a denial as the thing denied.
+                threshold = max(threshold, self.params.denied_rule)
             if not (prob >= threshold or lex >= self.params.lexicon_alone or example is not None):
                 continue
             how = (
@@ -351,6 +376,8 @@ class Detector:
                 else "fusion"
             )
             where = self._telling_segment(segments, hits, clf, enc, example)
+            if how == "fusion" and prob < self.params.secondary_rule:
+                models_only.append((prob, len(out)))
             out.append(
                 self._segment_finding(
                     rule,
@@ -364,6 +391,13 @@ class Detector:
                     match=matches[example] if example is not None else matches[where],
                 )
             )
+        # The models confuse neighbouring rules (an insult that also reads a little like a
+        # threat): beside a stronger finding, a second rule resting on the models alone
+        # needs secondary_rule confidence.
+        if len(out) > 1 and models_only:
+            top = max(f.confidence for f in out)
+            drop = {i for prob, i in models_only if round(prob, 3) < top}
+            out = [f for i, f in enumerate(out) if i not in drop]
         return out
 
     @staticmethod

@@ -111,7 +111,7 @@ class SentenceEncoder:
 class FusionWeights:
     """Logistic fusion of one rule family's evidence into a calibrated probability.
 
-    ``z = bias[rule] + w · (lex, clf, enc, sim, clf·enc, lex·max(clf,enc))``; fitted on
+    ``z = bias[rule] + w · (lex, clf, enc, sim, clf·enc, lex·max(clf,enc), neg)``; fitted on
     text the character model never saw (``models/train_encoder_head.py``).
     """
 
@@ -119,15 +119,20 @@ class FusionWeights:
     bias: dict[str, float]  # rule -> intercept
     threshold: dict[str, float]  # rule -> decision threshold on the fused probability
 
-    def probability(self, rule: str, lex: float, clf: float, enc: float, sim: float) -> float:
+    def probability(
+        self, rule: str, lex: float, clf: float, enc: float, sim: float, neg: float = 0.0
+    ) -> float:
         w = self.weights[rule[0]]
-        x = fusion_features(lex, clf, enc, sim)
+        x = fusion_features(lex, clf, enc, sim, neg)
         z = self.bias[rule] + float(np.dot(w, x))
         return float(1.0 / (1.0 + np.exp(-z)))
 
 
-def fusion_features(lex: float, clf: float, enc: float, sim: float) -> np.ndarray:
-    return np.array([lex, clf, enc, sim, clf * enc, lex * max(clf, enc)], dtype=np.float64)
+def fusion_features(lex: float, clf: float, enc: float, sim: float, neg: float = 0.0) -> np.ndarray:
+    """``neg``: the lexicon found this rule's wording but negated or excused it
+    ("我们不会在群里公开您的信息", "以银行审批为准") — the statistical models read
+    such denials as the thing denied."""
+    return np.array([lex, clf, enc, sim, clf * enc, lex * max(clf, enc), neg], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -257,19 +262,20 @@ class SimilarityIndex:
             if ex is None or not len(ex):
                 continue
             sims = vectors @ ex.T
+            best, score = sims.argmax(axis=1), sims.max(axis=1)
             cv = self._counter_vectors[rule]
-            csims = vectors @ cv.T if len(cv) else np.zeros((len(vectors), 1))
+            if len(cv):
+                csims = vectors @ cv.T
+                cbest, counter = csims.argmax(axis=1), csims.max(axis=1)
+            else:
+                cbest, counter = np.zeros(len(vectors), dtype=int), np.zeros(len(vectors))
             for i in range(len(vectors)):
-                j = int(np.argmax(sims[i]))
-                k = int(np.argmax(csims[i]))
-                score = float(sims[i, j])
-                counter = float(csims[i, k]) if len(cv) else 0.0
                 out[i][rule] = SimilarityMatch(
                     rule=rule,
-                    score=score,
-                    margin=score - counter,
-                    example=self._examples[rule][j],
-                    counter_example=self._counter[rule][k] if len(cv) else "",
+                    score=float(score[i]),
+                    margin=float(score[i] - counter[i]),
+                    example=self._examples[rule][int(best[i])],
+                    counter_example=self._counter[rule][int(cbest[i])] if len(cv) else "",
                 )
         return out
 

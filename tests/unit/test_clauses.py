@@ -39,12 +39,14 @@ def test_unpunctuated_long_text_is_cut_at_word_boundaries() -> None:
 
 
 def test_segments_are_the_whole_neighbour_pairs_and_long_clauses() -> None:
-    text = "你要是再拖，后果你自己负责，我们等着看。"
+    text = "你这个月要是再拖，后果你自己负责，我们就等着看吧，好的先这样。"
     segs = [s.text for s in scan_segments(text)]
-    assert "你要是再拖，后果你自己负责" in segs  # a condition and its consequence together
+    assert "你这个月要是再拖，后果你自己负责" in segs  # a condition and its consequence
     assert text in segs
     # A short clause is never judged without a neighbour: it has lost its context.
-    assert "你要是再拖" not in segs and "我们等着看" not in segs
+    assert "你这个月要是再拖" not in segs and "我们就等着看吧" not in segs
+    # A short turn is too short to dilute anything: it is scored whole only.
+    assert [s.text for s in scan_segments("你要是再拖，后果自负。")] == ["你要是再拖，后果自负。"]
     long_clause = "我们会安排同事在你家小区门口一直等你回来"
     segs = [s.text for s in scan_segments(f"欠款八千元，{long_clause}，好的今天先这样吧。")]
     assert long_clause in segs
