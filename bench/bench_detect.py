@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
 
+    from qa_service.domain import CallMetadata
     from qa_service.evaluation_run import load_saved_analyses
     from qa_service.pipeline import build_detector
     from qa_service.settings import get_settings
@@ -40,15 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         for line in args.analyses.read_text(encoding="utf-8").splitlines()
         if line.strip()
     }
-    calls = [a for a in load_saved_analyses(args.analyses) if a.utterances and a.metadata]
-    detector.detect(list(calls[0].utterances), calls[0].metadata)  # warm-up
+    calls = [a for a in load_saved_analyses(args.analyses) if a.utterances]
+    meta = {
+        a.call_id: CallMetadata(call_id=a.call_id, recording=a.recording, channels=a.channels)
+        for a in calls
+    }
+    detector.detect(list(calls[0].utterances), meta[calls[0].call_id])  # warm-up
 
     per_call = []
     for analysis in calls:
         times = []
         for _ in range(args.runs):
+            if detector.semantic is not None:
+                detector.semantic.encoder.clear_cache()  # every run encodes its texts anew
             t = time.perf_counter()
-            detector.detect(list(analysis.utterances), analysis.metadata)
+            detector.detect(list(analysis.utterances), meta[analysis.call_id])
             times.append(time.perf_counter() - t)
         detect_s = statistics.median(times)
         recorded = raw[analysis.call_id].get("timings_s") or {}

@@ -165,9 +165,15 @@ class Detector:
         scripted = self._identification_turns(utterances, opening)
         mono = (meta.channels or "") == "mono"
         findings: list[Finding] = []
+        # With the encoder, the whole greeting part of the opening (before the agent gets
+        # down to the debt) is judged on lexicon or example evidence only: a garbled
+        # "喂，是养美吗？我找你又是。" drew 0.67 for obscenity from the models.
+        greeting = {i for i in opening if not _has_any(utterances[i].text, self.conduct.business)}
         for ev in evidence:
             if self.semantic is not None:
-                found = self._semantic_findings(ev, third_party, scripted=ev.index in scripted)
+                found = self._semantic_findings(
+                    ev, third_party, scripted=ev.index in scripted or ev.index in greeting
+                )
                 found += self._third_party_findings(ev, third_party, evidence, found)
             else:
                 found = self._utterance_findings(

@@ -78,6 +78,10 @@ class SentenceEncoder:
             out[i] = cached
         return out
 
+    def clear_cache(self) -> None:
+        """Forget the vectors of texts seen so far (for benchmarks)."""
+        self._cache.clear()
+
     def encode_cached(self, texts: Sequence[str], name: str) -> np.ndarray:
         """Like :meth:`encode`, but kept on disk under ``cache_dir`` by content hash, for
         fixed sets (the lexicon's examples) that would otherwise be encoded at every start."""

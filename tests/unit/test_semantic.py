@@ -218,3 +218,12 @@ def test_findings_say_why_they_may_be_weak(detector: Detector) -> None:
     # Conduct findings on a mono call rest on the guessed speaker too.
     r03 = [f for f in detector.detect(call[:3], mono) if f.rule == "R03"]
     assert r03 and "guessed_speaker" in r03[0].evidence["weak_evidence"]
+
+
+def test_the_greeting_is_not_judged_by_the_models_alone(detector: Detector) -> None:
+    # A garbled greeting ("我找你有事" heard as "我找你又是") drew an obscenity score.
+    call = _call((A, "喂，是养美吗？我找你又是。"), (C, "是我，什么事？"), (A, CLOSING))
+    assert [f.rule for f in detector.detect(call, DEBTOR) if f.rule.startswith("P")] == []
+    # A threat in the greeting still counts when the lexicon sees it.
+    call = _call((A, "喂，是张伟吗？你也不想你孩子放学路上出点什么事吧？"), (C, "你什么意思？"))
+    assert "P01" in {f.rule for f in detector.detect(call, DEBTOR)}
