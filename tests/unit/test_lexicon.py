@@ -236,6 +236,20 @@ def test_a_negation_reaches_over_a_coverb_phrase_to_its_verb(matcher: LexiconMat
     assert "P09" in _evidence(matcher, "你不还钱，我就把您的欠款情况发到任何群里。")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("你今天还三千，剩下的银行就不追究了。", True),  # a waiver worded as what won't happen
+        ("利息和违约金银行不会再找你要了。", True),
+        ("剩余欠款还清之后银行就不会再催您了。", False),  # a fact about paying in full
+    ],
+)
+def test_a_waiver_can_be_worded_as_what_the_bank_will_not_do(
+    matcher: LexiconMatcher, text: str, expected: bool
+) -> None:
+    assert ("P05" in _evidence(matcher, text)) is expected
+
+
 def test_exceptions_excuse_their_sentence_only(matcher: LexiconMatcher) -> None:
     same = [h for h in matcher.match("我帮你把利息免了，具体以银行审批为准。") if h.rule == "P05"]
     assert same and all(h.negated and h.negated_by == "以银行审批为准" for h in same)
