@@ -78,40 +78,6 @@ class StageClock:
         setattr(owner, name, timed)
 
 
-def build_transcriber(settings):
-    """The Transcriber as the pipeline configures it, without loading the text detectors
-    (the bench needs words and speakers only)."""
-    from qa_service.textnorm import DomainVocabulary, TextNormalizer
-    from qa_service.transcribe import TranscribeOptions, Transcriber
-    from qa_service.vad import VadParams
-    from qa_service.whisper_model import choose_device, resolve_model_dir
-
-    vocabulary = DomainVocabulary.load(settings.lexicon_dir / "asr_vocabulary.yaml")
-    organisations = tuple(settings.organisation_names)
-    prompt = vocabulary.prompt(organisations) if settings.domain_vocabulary else None
-    model_dir = resolve_model_dir(
-        settings.whisper_model, models_dir=settings.models_dir, cache_dir=settings.model_cache_dir
-    )
-    options = TranscribeOptions(
-        language=settings.language,
-        beam_size=settings.beam_size,
-        initial_prompt=prompt,
-        vad=VadParams(
-            threshold=settings.vad_threshold,
-            min_silence_ms=settings.min_silence_ms,
-            speech_pad_ms=settings.speech_pad_ms,
-        ),
-        utterance_gap_s=settings.utterance_gap_s,
-    )
-    return Transcriber(
-        model_dir,
-        choose_device(settings.device, settings.compute_type, settings.cpu_threads),
-        options,
-        TextNormalizer(vocabulary.with_terms(organisations), correct=settings.domain_correction),
-        model_name=f"whisper-{settings.whisper_model}",
-    )
-
-
 def short_replies(utterances, turns, max_s: float) -> tuple[int, int, int]:
     """(short customer turns, kept as the customer's, heard by nobody) for one call."""
     total = kept = unheard = 0
@@ -144,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     from qa_service.domain import CallAnalysis, CallStatus
     from qa_service.evaluation import evaluate, load_labels
     from qa_service.ingest import discover_recordings, ingest_recording
+    from qa_service.pipeline import build_transcriber
     from qa_service.settings import get_settings
 
     settings = get_settings()
-    transcriber = build_transcriber(settings)
+    transcriber = build_transcriber(settings)  # without loading the text detectors
     salt = f"{transcriber.model_name}|beam={settings.beam_size}|{transcriber.decoder.prompt}"
     cached = CachedDecoder(transcriber.decoder, args.cache, salt)
     transcriber.decoder = cached

@@ -71,39 +71,15 @@ class Analyzer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        vocabulary = DomainVocabulary.load(settings.lexicon_dir / "asr_vocabulary.yaml")
-        model_dir = resolve_model_dir(
-            settings.whisper_model,
-            models_dir=settings.models_dir,
-            cache_dir=settings.model_cache_dir,
-        )
-        device = choose_device(settings.device, settings.compute_type, settings.cpu_threads)
-        organisations = tuple(settings.organisation_names)
-        prompt = vocabulary.prompt(organisations) if settings.domain_vocabulary else None
-        vocabulary = vocabulary.with_terms(organisations)
-        options = TranscribeOptions(
-            language=settings.language,
-            beam_size=settings.beam_size,
-            initial_prompt=prompt,
-            vad=VadParams(
-                threshold=settings.vad_threshold,
-                min_silence_ms=settings.min_silence_ms,
-                speech_pad_ms=settings.speech_pad_ms,
-            ),
-            utterance_gap_s=settings.utterance_gap_s,
-        )
-        normalizer = TextNormalizer(vocabulary, correct=settings.domain_correction)
-        self.device = device
-        self.transcriber = Transcriber(
-            model_dir, device, options, normalizer, model_name=f"whisper-{settings.whisper_model}"
-        )
+        self.transcriber = build_transcriber(settings)
+        self.device = self.transcriber.device
         self.acoustic = AcousticParams(
             dead_air_s=settings.dead_air_s, min_overlap_s=settings.interruption_overlap_s
         )
         self.metadata = MetadataParams.from_settings(settings)
         # A malformed rubric stops start-up: no call may be scored with half a rubric.
         self.rubric = load_rubric(settings.rubric_path)
-        self.detector = build_detector(settings, device.cpu_threads)
+        self.detector = build_detector(settings, self.device.cpu_threads)
 
     @property
     def model_name(self) -> str:
@@ -187,6 +163,36 @@ def refusals_to_remember(analysis: CallAnalysis) -> list[DoNotCallEntry]:
             added_at=when,
         )
     ]
+
+
+def build_transcriber(settings: Settings) -> Transcriber:
+    """Whisper, VAD and the text normaliser as the settings configure them (loads the model)."""
+    vocabulary = DomainVocabulary.load(settings.lexicon_dir / "asr_vocabulary.yaml")
+    model_dir = resolve_model_dir(
+        settings.whisper_model,
+        models_dir=settings.models_dir,
+        cache_dir=settings.model_cache_dir,
+    )
+    device = choose_device(settings.device, settings.compute_type, settings.cpu_threads)
+    organisations = tuple(settings.organisation_names)
+    prompt = vocabulary.prompt(organisations) if settings.domain_vocabulary else None
+    options = TranscribeOptions(
+        language=settings.language,
+        beam_size=settings.beam_size,
+        initial_prompt=prompt,
+        vad=VadParams(
+            threshold=settings.vad_threshold,
+            min_silence_ms=settings.min_silence_ms,
+            speech_pad_ms=settings.speech_pad_ms,
+        ),
+        utterance_gap_s=settings.utterance_gap_s,
+    )
+    normalizer = TextNormalizer(
+        vocabulary.with_terms(organisations), correct=settings.domain_correction
+    )
+    return Transcriber(
+        model_dir, device, options, normalizer, model_name=f"whisper-{settings.whisper_model}"
+    )
 
 
 def build_detector(settings: Settings, cpu_threads: int) -> Detector:

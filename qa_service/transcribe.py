@@ -149,6 +149,7 @@ class Transcriber:
             beam_size=options.beam_size,
             initial_prompt=options.initial_prompt,
         )
+        self.device = device
         self.options = options
         self.normalizer = normalizer
         self.model_name = model_name or model_dir.name
