@@ -85,12 +85,14 @@ def scan_segments(text: str) -> list[Segment]:
     clauses = split_clauses(text) if len(text) > _SHORT_TURN else []
     if len(clauses) <= 1:
         return [Segment(0, len(text), text)]
-    segments: list[Segment] = []
-    if len(text) <= _MAX_WHOLE:
-        segments.append(Segment(0, len(text), text))
-    for a, b in zip(clauses, clauses[1:], strict=False):
-        if len(clauses) > 2 or len(text) > _MAX_WHOLE:
-            segments.append(Segment(a.start, b.end, text[a.start : b.end]))
+    whole = len(text) <= _MAX_WHOLE
+    segments: list[Segment] = [Segment(0, len(text), text)] if whole else []
+    # Two clauses of a turn scored whole are that whole: pairs only add something beyond.
+    if len(clauses) > 2 or not whole:
+        segments.extend(
+            Segment(a.start, b.end, text[a.start : b.end])
+            for a, b in zip(clauses, clauses[1:], strict=False)
+        )
     segments.extend(c for c in clauses if c.length >= _STANDALONE_CHARS)
     return segments
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
 from qa_service.errors import InputError
+from qa_service.evaluation import RuleScore
 
 TEXT_RULES = (*(f"P{i:02d}" for i in range(1, 11)), "C01", "C02", "C03")
 _THIRD_PARTY_RULES = {"P06", "C02"}
@@ -164,12 +165,12 @@ def evaluate_lines(
                 }
             )
     for rule in TEXT_RULES:
-        report.rules[rule] = _prf(tp[rule], fp[rule], fn[rule])
+        report.rules[rule] = RuleScore(tp[rule], fp[rule], fn[rule]).as_dict()
     for family in ("P", "C"):
         rules = [r for r in TEXT_RULES if r[0] == family]
-        report.families[family] = _prf(
+        report.families[family] = RuleScore(
             sum(tp[r] for r in rules), sum(fp[r] for r in rules), sum(fn[r] for r in rules)
-        )
+        ).as_dict()
     for speaker in ("agent", "customer"):
         n = harmless[speaker]
         report.false_alarms[speaker] = {
@@ -220,20 +221,6 @@ def _brief(f: Finding) -> dict[str, Any]:
         "encoder": ev.get("encoder_score"),
         "lexicon": ev.get("lexicon_weight"),
         "similar_to": ev.get("similar_example"),
-    }
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, float | int]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "precision": round(p, 4),
-        "recall": round(r, 4),
-        "f1": round(f1, 4),
     }
 
 
