@@ -104,6 +104,7 @@ _SENTENCE_END = frozenset("。！？!?；;\n")
 _CLAUSE_END = _SENTENCE_END | frozenset("，,、：:")
 # Coverbs that open a phrase between a negation and its verb (不会把…发到, 不会在…公开).
 _COVERBS = frozenset("把在给向对跟和往到")
+_COVERB_REACH = 12  # extra characters such a phrase may hold
 # Full-width ASCII → half-width, upper → lower; length-preserving so offsets stay valid.
 _FOLD = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}
 _FOLD.update({ord(c): c.lower() for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"})
@@ -437,7 +438,7 @@ class LexiconMatcher:
         window = self.lexicon.negation.window
         window = min(2, window) if entry.exception else window
         text = doc.text
-        lo = max(0, start - window - 12 - self._longest_cue)
+        lo = max(0, start - window - _COVERB_REACH - self._longest_cue)
         for i in range(start - 1, lo - 1, -1):
             if text[i] in _CLAUSE_END:
                 lo = i + 1
@@ -452,7 +453,7 @@ class LexiconMatcher:
                 between = text[cue_end:start]
                 # 不会把您的情况发到群里 / 不会在朋友圈公开: a prepositional phrase sits
                 # between the negation and the verb it governs.
-                reach = window + 12 if between[:1] in _COVERBS else window
+                reach = window + _COVERB_REACH if between[:1] in _COVERBS else window
                 if len(between) <= reach and self._is_cue(
                     doc, cue, cue_start, cue_end, between, imperative
                 ):
