@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 from qa_service.asr_noise import add_asr_noise  # noqa: E402
 from qa_service.classifier import LABELS, UtteranceClassifier  # noqa: E402
 from qa_service.clauses import scan_segments  # noqa: E402
-from qa_service.detect import lexicon_weights, negated_weights  # noqa: E402
+from qa_service.detect import lexicon_evidence  # noqa: E402
 from qa_service.lexicon import LexiconMatcher  # noqa: E402
 from qa_service.lexicon_schema import load_lexicon  # noqa: E402
 from qa_service.semantic import (  # noqa: E402
@@ -50,6 +50,8 @@ from qa_service.semantic import (  # noqa: E402
     SentenceEncoder,
     SimilarityIndex,
     fusion_features,
+    mlp_logits,
+    platt_probabilities,
     speaker_one_hot,
 )
 
@@ -179,10 +181,6 @@ def train_mlp(
     }
 
 
-def mlp_logits(p: dict, x: np.ndarray) -> np.ndarray:
-    return np.maximum(x @ p["w1"] + p["b1"], 0.0) @ p["w2"] + p["b2"]
-
-
 def fit_logistic(
     x: np.ndarray,
     y: np.ndarray,
@@ -301,24 +299,17 @@ def main(argv: list[str] | None = None) -> None:
         train = fold != k
         params = train_mlp(x[train], y[train], mask[train], seed=args.seed + k, **hp)
         test = fold == k
-        oof[test] = mlp_logits(params, x[test])
+        oof[test] = mlp_logits(x[test], params)
         for i in np.where(test)[0]:
             sx = np.stack([seg_vec[t] for t in seg_texts[int(i)]])
             sx = np.concatenate([sx, speaker_one_hot([speakers[i]] * len(sx))], axis=1)
-            seg_logits[int(i)] = mlp_logits(params, sx)
+            seg_logits[int(i)] = mlp_logits(sx, params)
         print(f"  fold {k + 1}/{args.folds} done", file=sys.stderr)
 
     calib = {}
     for j, rule in enumerate(LABELS):
         rows_r = [i for i in w_idx if mask[i, j] > 0]
         calib[rule] = platt(oof[rows_r, j], y[rows_r, j])
-
-    def calibrated(logits: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(logits)
-        for j, rule in enumerate(LABELS):
-            a, b = calib[rule]
-            out[..., j] = 1 / (1 + np.exp(-(a * logits[..., j] + b)))
-        return out
 
     # The other evidence on the written lines: lexicon, character model, similarity.
     lexicon = load_lexicon(
@@ -337,10 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         n_seg = len(seg_texts[i])
         clf_rows, sim_rows = clf_flat[pos : pos + n_seg], sim_flat[pos : pos + n_seg]
         pos += n_seg
-        enc_rows = calibrated(seg_logits[i])
-        hits = matcher.match(rows[i]["text"])
-        lex = lexicon_weights(hits)
-        neg = negated_weights(hits)
+        enc_rows = platt_probabilities(seg_logits[i], LABELS, calib)
+        lex, neg = lexicon_evidence(matcher.match(rows[i]["text"]))
         for rule in applicable(rows[i]["speaker"]):
             j = LABELS.index(rule)
             sim = max((sim_index.evidence(r[rule]) for r in sim_rows if rule in r), default=0.0)
@@ -349,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
                 max(r[rule] for r in clf_rows),
                 float(enc_rows[:, j].max()),
                 sim,
-                neg.get(rule, 0.0) if rule not in lex else 0.0,
+                neg.get(rule, 0.0),
             )
             feats[rule[0]].append((f, y[i, j], j, not rows[i]["labels"]))
 

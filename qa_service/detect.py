@@ -116,27 +116,22 @@ class UtteranceEvidence:
     index: int
     utterance: Utterance
     lexicon: dict[str, list[LexiconHit]]  # rule -> non-negated hits
-    scores: dict[str, float]  # rule -> classifier probability (whole utterance)
+    denied: dict[str, float]  # rule -> weight of its only-denied words (lexicon_evidence)
+    scores: dict[str, float]  # rule -> classifier probability (whole turn or best segment)
     segments: tuple[SegmentEvidence, ...] = ()
-    negated: dict[str, float] = field(default_factory=dict)  # rule -> cancelled hit weight
 
 
-def lexicon_weights(hits: Sequence[LexiconHit]) -> dict[str, float]:
-    """Rule -> the strongest non-negated hit's weight."""
-    out: dict[str, float] = {}
+def lexicon_evidence(hits: Sequence[LexiconHit]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per rule, the strongest standing hit's weight; and, for rules with no standing hit,
+    the strongest hit a negation or an exception cancelled ("我们不会在群里公开…",
+    "以银行审批为准": the rule's words were there, but denied)."""
+    standing: dict[str, float] = {}
+    cancelled: dict[str, float] = {}
     for h in hits:
-        if not h.negated:
-            out[h.rule] = max(out.get(h.rule, 0.0), h.weight)
-    return out
-
-
-def negated_weights(hits: Sequence[LexiconHit]) -> dict[str, float]:
-    """Rule -> the strongest hit that a negation or an exception cancelled."""
-    out: dict[str, float] = {}
-    for h in hits:
-        if h.negated:
-            out[h.rule] = max(out.get(h.rule, 0.0), h.weight)
-    return out
+        into = cancelled if h.negated else standing
+        into[h.rule] = max(into.get(h.rule, 0.0), h.weight)
+    denied = {rule: w for rule, w in cancelled.items() if rule not in standing}
+    return standing, denied
 
 
 class Detector:
@@ -180,50 +175,57 @@ class Detector:
                     ev, third_party, evidence, scripted=ev.index in scripted
                 )
             findings.extend(self._mark_weak(f, ev.utterance, mono) for f in found)
-        by_turn: dict[tuple[float | None, float | None], Utterance] = {
-            (u.start, u.end): u for u in utterances
-        }
-        findings.extend(
-            self._mark_weak(f, by_turn.get((f.start, f.end), utterances[0]), mono)
-            for f in self._required_conduct(utterances, opening, findings)
-        )
+        findings.extend(self._required_conduct(utterances, opening, findings, mono))
         return findings
 
     def _evidence(self, utterances: Sequence[Utterance]) -> list[UtteranceEvidence]:
-        items = [(u.speaker.value, u.text) for u in utterances]
-        segments = [scan_segments(u.text) if self.semantic else [] for u in utterances]
-        seg_items = [
+        """Lexicon hits per turn; model scores per whole turn or, with the encoder, per
+        segment (one batch per model for the whole call)."""
+        if self.semantic is None:
+            probs = self._classify([(u.speaker.value, u.text) for u in utterances])
+            return [
+                UtteranceEvidence(i, u, *self._lexicon(u.text), scores=p)
+                for i, (u, p) in enumerate(zip(utterances, probs, strict=True))
+            ]
+        segments = [scan_segments(u.text) for u in utterances]
+        items = [
             (u.speaker.value, seg.text)
             for u, segs in zip(utterances, segments, strict=True)
             for seg in segs
         ]
-        # One batch per model for the whole call: utterances, then all their segments
-        # (a text scored twice — a short turn is its own only segment — is scored once).
-        unique = list(dict.fromkeys(items + seg_items))
-        scored = self.classifier.predict(unique) if (unique and self.classifier) else []
-        by_item = dict(zip(unique, scored, strict=True)) if scored else {}
-        probs = [by_item.get(item, {}) for item in items + seg_items]
-        semantic = self.semantic.score(seg_items) if self.semantic else []
+        probs = self._classify(items)
+        semantic = self.semantic.score(items)
         out = []
         k = 0
-        for i, (u, p) in enumerate(zip(utterances, probs[: len(items)], strict=True)):
-            hits: dict[str, list[LexiconHit]] = {}
-            matched = self.matcher.match(u.text)
-            for hit in matched:
-                if not hit.negated:
-                    hits.setdefault(hit.rule, []).append(hit)
-            seg_ev = []
-            for seg in segments[i]:
-                seg_ev.append(
-                    SegmentEvidence(
-                        seg, dict(probs[len(items) + k]), semantic[k] if semantic else None
-                    )
-                )
-                k += 1
+        for i, u in enumerate(utterances):
+            seg_ev = tuple(
+                SegmentEvidence(seg, probs[k + j], semantic[k + j])
+                for j, seg in enumerate(segments[i])
+            )
+            k += len(seg_ev)
+            # The turn's score is its best segment's, as the fusion reads it.
+            scores = {r: max(e.scores.get(r, 0.0) for e in seg_ev) for r in seg_ev[0].scores}
             out.append(
-                UtteranceEvidence(i, u, hits, dict(p), tuple(seg_ev), negated_weights(matched))
+                UtteranceEvidence(i, u, *self._lexicon(u.text), scores=scores, segments=seg_ev)
             )
         return out
+
+    def _classify(self, items: list[tuple[str, str]]) -> list[dict[str, float]]:
+        """Character-model scores; a text said twice in a call ("嗯。") is scored once."""
+        if not items or not self.classifier:
+            return [{} for _ in items]
+        unique = list(dict.fromkeys(items))
+        by_item = dict(zip(unique, self.classifier.predict(unique), strict=True))
+        return [dict(by_item[item]) for item in items]
+
+    def _lexicon(self, text: str) -> tuple[dict[str, list[LexiconHit]], dict[str, float]]:
+        """Standing hits by rule, and the rules whose words were only denied."""
+        matched = self.matcher.match(text)
+        hits: dict[str, list[LexiconHit]] = {}
+        for hit in matched:
+            if not hit.negated:
+                hits.setdefault(hit.rule, []).append(hit)
+        return hits, lexicon_evidence(matched)[1]
 
     def _allowed(self, speaker: Speaker) -> tuple[str, ...]:
         if speaker is Speaker.AGENT:
@@ -365,7 +367,7 @@ class Detector:
                 and (scripted or _cjk_count(u.text) < self.params.semantic_min_chars)
             ):
                 continue  # models alone do not judge the opening script or a fragment
-            neg = ev.negated.get(rule, 0.0) if lex == 0.0 else 0.0
+            neg = ev.denied.get(rule, 0.0)
             prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim, neg)
             threshold = head.fusion.threshold[rule]
             if neg and example is None:
@@ -395,6 +397,7 @@ class Detector:
                     clf=max(clf),
                     enc=max(enc),
                     match=matches[example] if example is not None else matches[where],
+                    example_fires=example is not None,
                 )
             )
         # The models confuse neighbouring rules (an insult that also reads a little like a
@@ -444,9 +447,9 @@ class Detector:
         clf: float,
         enc: float,
         match: SimilarityMatch | None,
+        example_fires: bool,
     ) -> Finding:
         u, seg = ev.utterance, seg_ev.segment
-        example_fires = bool(match and self.semantic and self.semantic.similarity.fires(match))
         sources = [
             name
             for name, present in (
@@ -502,11 +505,8 @@ class Detector:
         thresholds = getattr(self.classifier, "thresholds", None) or {}
         return float(thresholds.get(rule, 0.5))
 
-    def _finding(
-        self, rule, ev, confidence, lex, prob, *, source, extra=None, hits=None
-    ) -> Finding:
-        if hits is None:
-            hits = ev.lexicon.get(rule, [])
+    def _finding(self, rule, ev, confidence, lex, prob, *, source, extra=None) -> Finding:
+        hits = ev.lexicon.get(rule, [])
         evidence: dict[str, object] = {
             "classifier_score": round(prob, 3),
             "lexicon_weight": round(lex, 3),
@@ -536,37 +536,35 @@ class Detector:
         )
 
     def _required_conduct(
-        self, utterances: Sequence[Utterance], opening: list[int], findings: list[Finding]
+        self,
+        utterances: Sequence[Utterance],
+        opening: list[int],
+        findings: list[Finding],
+        mono: bool,
     ) -> list[Finding]:
         agent = [u for u in utterances if u.speaker is Speaker.AGENT]
         if not agent:
             return []
-        out = []
+        out: list[Finding] = []
         c = self.conduct
+
+        def add(rule: str, u: Utterance, evidence: dict) -> None:
+            out.append(self._mark_weak(_conduct_finding(rule, u, 0.8, evidence), u, mono))
+
         # R01: agency and principal bank named in the opening agent turn(s).
         opening_text = "".join(utterances[i].text for i in opening)
         agency, principal = _has_any(opening_text, c.agency), _has_any(opening_text, c.principal)
         if not (agency and principal):
-            out.append(
-                _conduct_finding(
-                    "R01",
-                    agent[0],
-                    0.8,
-                    {"agency_named": agency, "bank_named": principal, "why": c.why["R01"]},
-                )
+            add(
+                "R01",
+                agent[0],
+                {"agency_named": agency, "bank_named": principal, "why": c.why["R01"]},
             )
         # R03: the last agent turn closes courteously and is not hostile.
         last = agent[-1]
         courteous, hostile = _has_any(last.text, c.courteous), _has_any(last.text, c.hostile)
         if hostile or not courteous:
-            out.append(
-                _conduct_finding(
-                    "R03",
-                    last,
-                    0.8,
-                    {"courteous": courteous, "hostile": hostile, "why": c.why["R03"]},
-                )
-            )
+            add("R03", last, {"courteous": courteous, "hostile": hostile, "why": c.why["R03"]})
         # R04: after the first C01, the agent paused the collection or handed over.
         c01 = min(
             (f.start for f in findings if f.rule == "C01" and f.start is not None), default=None
@@ -577,13 +575,10 @@ class Detector:
             apology, escalation = _has_any(said, c.apology), _has_any(said, c.escalation)
             if not escalation:
                 anchor = after[0] if after else agent[-1]
-                out.append(
-                    _conduct_finding(
-                        "R04",
-                        anchor,
-                        0.8,
-                        {"apology": apology, "escalation": escalation, "why": c.why["R04"]},
-                    )
+                add(
+                    "R04",
+                    anchor,
+                    {"apology": apology, "escalation": escalation, "why": c.why["R04"]},
                 )
         return out
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,21 +62,17 @@ class SentenceEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 rows; e5's symmetric ``query:`` form, as for classification."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        known = {t: self._cache[t] for t in dict.fromkeys(texts) if t in self._cache}
+        todo = [t for t in dict.fromkeys(texts) if t not in known]
         if todo:
-            vectors = np.asarray(self._model.query(list(todo)), dtype=np.float32)
-            vectors = vectors.reshape(len(todo), self.dim)
-            for text, vec in zip(todo, vectors, strict=True):
-                self._cache[text] = vec
+            vectors = np.asarray(self._model.query(todo), dtype=np.float32)
+            known.update(zip(todo, vectors.reshape(len(todo), self.dim), strict=True))
+            self._cache.update((t, known[t]) for t in todo)
             while len(self._cache) > _CACHE_SIZE:
                 self._cache.popitem(last=False)
-        for i, text in enumerate(texts):
-            cached = self._cache.get(text)
-            if cached is None:  # evicted while this batch was being filled (huge batch)
-                cached = np.asarray(self._model.query([text]), dtype=np.float32).reshape(-1)
-            out[i] = cached
-        return out
+        return np.stack([known[t] for t in texts])
 
     def clear_cache(self) -> None:
         """Forget the vectors of texts seen so far (for benchmarks)."""
@@ -189,20 +185,27 @@ class EncoderHead:
 
     def logits(self, vectors: np.ndarray, speakers: Sequence[str]) -> np.ndarray:
         x = np.concatenate([vectors, speaker_one_hot(speakers)], axis=1)
-        hidden = np.maximum(x @ self.w1 + self.b1, 0.0)
-        return hidden @ self.w2 + self.b2
+        return mlp_logits(x, {"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": self.b2})
 
     def predict(self, vectors: np.ndarray, speakers: Sequence[str]) -> list[dict[str, float]]:
         """Calibrated probability per rule for each row."""
-        logits = self.logits(vectors, speakers)
-        out = []
-        for row in logits:
-            probs = {}
-            for j, rule in enumerate(self.labels):
-                a, b = self.platt[rule]
-                probs[rule] = float(1.0 / (1.0 + np.exp(-(a * row[j] + b))))
-            out.append(probs)
-        return out
+        probs = platt_probabilities(self.logits(vectors, speakers), self.labels, self.platt)
+        return [dict(zip(self.labels, row.tolist(), strict=True)) for row in probs]
+
+
+def mlp_logits(x: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The head's two layers (ReLU between), for a batch of inputs."""
+    hidden = np.maximum(x @ params["w1"] + params["b1"], 0.0)
+    return hidden @ params["w2"] + params["b2"]
+
+
+def platt_probabilities(
+    logits: np.ndarray, labels: Sequence[str], platt: Mapping[str, tuple[float, float]]
+) -> np.ndarray:
+    """sigmoid(a · logit + b) with each rule's (a, b), column by column."""
+    a = np.array([platt[rule][0] for rule in labels])
+    b = np.array([platt[rule][1] for rule in labels])
+    return 1.0 / (1.0 + np.exp(-(a * logits + b)))
 
 
 def speaker_one_hot(speakers: Sequence[str]) -> np.ndarray:
@@ -229,6 +232,10 @@ class SimilarityParams:
     # only a near-paraphrase of an example reaches 0.95 (measured on the blind set A).
     min_score: float = 0.95
     min_margin: float = 0.03
+    # As fusion evidence (not firing alone): from this cosine on, the margin over the
+    # nearest harmless line counts, full at full_margin.
+    evidence_from: float = 0.88
+    full_margin: float = 0.05
 
 
 class SimilarityIndex:
@@ -254,9 +261,6 @@ class SimilarityIndex:
         self._counter_vectors = {
             r: encoder.encode_cached(self._counter[r], f"counter-{r}") for r in self.rules
         }
-
-    def __len__(self) -> int:
-        return sum(len(v) for v in self._examples.values())
 
     def best(self, vectors: np.ndarray, rules: Sequence[str]) -> list[dict[str, SimilarityMatch]]:
         """For each row, the nearest example of each rule (among ``rules``) that has any."""
@@ -289,7 +293,10 @@ class SimilarityIndex:
 
     def evidence(self, match: SimilarityMatch) -> float:
         """0–1 strength for the fusion: how far past the harmless lines the clause sits."""
-        return float(np.clip(match.margin / 0.05, 0.0, 1.0)) if match.score >= 0.88 else 0.0
+        p = self.params
+        if match.score < p.evidence_from:
+            return 0.0
+        return float(np.clip(match.margin / p.full_margin, 0.0, 1.0))
 
 
 @dataclass(frozen=True)
