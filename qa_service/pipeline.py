@@ -13,8 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
-from qa_service.acoustic_rules import AcousticParams, scan_acoustics
-from qa_service.detect import ConductLexicon, Detector, FusionParams
+from qa_service.asr.model import choose_device, resolve_model_dir
+from qa_service.asr.textnorm import DomainVocabulary, TextNormalizer
+from qa_service.asr.transcribe import TranscribeOptions, Transcriber
+from qa_service.asr.vad import VadParams
+from qa_service.detection.detect import ConductLexicon, Detector, FusionParams
 from qa_service.domain import (
     CallAnalysis,
     CallMetadata,
@@ -27,15 +30,12 @@ from qa_service.domain import (
     Transcript,
 )
 from qa_service.errors import QAServiceError
-from qa_service.ingest import ingest_recording, load_metadata
-from qa_service.metadata_rules import MetadataParams, scan_metadata
-from qa_service.rubric import load_rubric
-from qa_service.scoring import score_call
+from qa_service.ingest.recordings import ingest_recording, load_metadata
+from qa_service.rules.acoustic import AcousticParams, scan_acoustics
+from qa_service.rules.metadata import MetadataParams, scan_metadata
+from qa_service.scoring.rubric import load_rubric
+from qa_service.scoring.score import score_call
 from qa_service.settings import Settings
-from qa_service.textnorm import DomainVocabulary, TextNormalizer
-from qa_service.transcribe import TranscribeOptions, Transcriber
-from qa_service.vad import VadParams
-from qa_service.whisper_model import choose_device, resolve_model_dir
 
 
 @dataclass(frozen=True)
@@ -197,9 +197,9 @@ def build_transcriber(settings: Settings) -> Transcriber:
 
 def build_detector(settings: Settings, cpu_threads: int) -> Detector:
     """Lexicon automata and the classifier, built once per process."""
-    from qa_service.classifier import UtteranceClassifier
-    from qa_service.lexicon import LexiconMatcher
-    from qa_service.lexicon_schema import load_lexicon
+    from qa_service.detection.classifier import UtteranceClassifier
+    from qa_service.detection.lexicon import LexiconMatcher
+    from qa_service.detection.lexicon_schema import load_lexicon
 
     lexicon = load_lexicon(
         settings.lexicon_dir / "rules",
@@ -209,7 +209,7 @@ def build_detector(settings: Settings, cpu_threads: int) -> Detector:
     conduct = ConductLexicon.load(settings.lexicon_dir / "conduct.yaml")
     semantic = None
     if settings.semantic_detection:
-        from qa_service.semantic import (
+        from qa_service.detection.semantic import (
             EncoderHead,
             SemanticScorer,
             SentenceEncoder,

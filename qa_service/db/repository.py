@@ -9,15 +9,24 @@ job can save an analysis and set its status atomically. Database failures surfac
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 
+from qa_service.db.rows import (
+    attempt_from_row,
+    aware,
+    finding_from_row,
+    finding_row,
+    metadata_from_json,
+    metadata_to_json,
+    storage_errors,
+    utterance_from_row,
+    utterance_row,
+)
+from qa_service.db.scores import current_score, store_analysis_score
 from qa_service.db.tables import (
     AnalysisRunRow,
     CallRow,
@@ -29,14 +38,10 @@ from qa_service.db.tables import (
 )
 from qa_service.domain import (
     CallAnalysis,
-    CallMetadata,
     CallStatus,
     DialAttempt,
     DoNotCallEntry,
-    Finding,
-    Speaker,
     StageTiming,
-    Utterance,
 )
 from qa_service.errors import CallNotFound, StorageError
 
@@ -45,102 +50,7 @@ from qa_service.errors import CallNotFound, StorageError
 _KEY_CHUNK = 500
 
 
-@contextmanager
-def _storage_errors(action: str, **context: object) -> Iterator[None]:
-    """Turn driver and SQL errors into a StorageError that says what was being done."""
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise StorageError(
-            f"数据库操作失败（{action}）/ database operation failed ({action}): {exc}",
-            **context,
-        ) from exc
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise StorageError(
-            f"时间缺少时区，无法保存 / {what} has no timezone and cannot be stored: "
-            f"{value.isoformat()}",
-            field=what,
-        )
-    return value
-
-
 # --- calls ---------------------------------------------------------------------------
-
-
-def _metadata_to_json(meta: CallMetadata) -> dict[str, Any]:
-    out: dict[str, Any] = {f.name: getattr(meta, f.name) for f in fields(meta)}
-    if meta.started_at is not None:
-        # ISO text keeps the call centre's own offset, which the UTC column does not.
-        out["started_at"] = _aware(meta.started_at, "metadata.started_at").isoformat()
-    if meta.channel_map is not None:
-        out["channel_map"] = {str(k): v.value for k, v in meta.channel_map.items()}
-    return out
-
-
-def _metadata_from_json(data: dict[str, Any]) -> CallMetadata:
-    known = {f.name for f in fields(CallMetadata)}
-    kwargs = {k: v for k, v in data.items() if k in known}
-    if kwargs.get("started_at") is not None:
-        kwargs["started_at"] = datetime.fromisoformat(kwargs["started_at"])
-    if kwargs.get("channel_map") is not None:
-        kwargs["channel_map"] = {int(k): Speaker(v) for k, v in kwargs["channel_map"].items()}
-    return CallMetadata(**kwargs)
-
-
-def _utterance_row(call_pk: int, seq: int, utt: Utterance) -> UtteranceRow:
-    return UtteranceRow(
-        call_id=call_pk,
-        seq=seq,
-        speaker=Speaker(utt.speaker).value,
-        channel=utt.channel,
-        start_s=utt.start,
-        end_s=utt.end,
-        text=utt.text,
-        raw_text=utt.raw_text,
-        avg_logprob=utt.avg_logprob,
-    )
-
-
-def _utterance_from_row(row: UtteranceRow) -> Utterance:
-    return Utterance(
-        speaker=Speaker(row.speaker),
-        start=row.start_s,
-        end=row.end_s,
-        text=row.text,
-        channel=row.channel,
-        avg_logprob=row.avg_logprob,
-        raw_text=row.raw_text,
-    )
-
-
-def _finding_row(call_pk: int, finding: Finding) -> FindingRow:
-    return FindingRow(
-        call_id=call_pk,
-        rule=finding.rule,
-        speaker=Speaker(finding.speaker).value if finding.speaker is not None else None,
-        start_s=finding.start,
-        end_s=finding.end,
-        text=finding.text,
-        source=finding.source,
-        confidence=finding.confidence,
-        evidence=dict(finding.evidence),
-    )
-
-
-def _finding_from_row(row: FindingRow) -> Finding:
-    return Finding(
-        rule=row.rule,
-        source=row.source,
-        confidence=row.confidence,
-        speaker=Speaker(row.speaker) if row.speaker is not None else None,
-        start=row.start_s,
-        end=row.end_s,
-        text=row.text,
-        evidence=dict(row.evidence),
-    )
 
 
 def _apply_analysis(row: CallRow, analysis: CallAnalysis, source_path: str | None) -> None:
@@ -158,7 +68,7 @@ def _apply_analysis(row: CallRow, analysis: CallAnalysis, source_path: str | Non
     row.channels = analysis.channels
     row.status = CallStatus(analysis.status).value
     row.score = analysis.score
-    row.sidecar = _metadata_to_json(meta) if meta else None
+    row.sidecar = metadata_to_json(meta) if meta else None
     error = analysis.error or {}
     row.error_code = str(error["code"]) if "code" in error else None
     row.error_message = str(error["message"]) if "message" in error else None
@@ -184,9 +94,9 @@ def _call_from_row(
         duration_s=row.duration_s,
         channels=row.channels,
         sha256=row.sha256,
-        metadata=_metadata_from_json(row.sidecar) if row.sidecar is not None else None,
-        utterances=tuple(_utterance_from_row(u) for u in utterances),
-        findings=tuple(_finding_from_row(f) for f in row.findings),
+        metadata=metadata_from_json(row.sidecar) if row.sidecar is not None else None,
+        utterances=tuple(utterance_from_row(u) for u in utterances),
+        findings=tuple(finding_from_row(f) for f in row.findings),
         score=row.score,
         error=error,
         timings=tuple(StageTiming(k, float(v)) for k, v in run.timings.items()) if run else (),
@@ -249,11 +159,11 @@ def save_analysis(
     finished_at = utcnow()
     if started_at is None:
         started_at = finished_at - timedelta(seconds=sum(t.seconds for t in analysis.timings))
-    _aware(started_at, "started_at")
+    aware(started_at, "started_at")
     if analysis.metadata is not None and analysis.metadata.started_at is not None:
-        _aware(analysis.metadata.started_at, "metadata.started_at")
+        aware(analysis.metadata.started_at, "metadata.started_at")
 
-    with _storage_errors("save_analysis", call_id=analysis.call_id):
+    with storage_errors("save_analysis", call_id=analysis.call_id):
         row = _claim_call_row(session, analysis, analysis.sha256)
         _apply_analysis(row, analysis, source_path)
         # Explicit, so a re-analysis that changes nothing still shows when it last ran.
@@ -266,9 +176,9 @@ def save_analysis(
         session.expire(row, ["utterances", "findings"])
         if analysis.status == CallStatus.ANALYZED:
             session.add_all(
-                _utterance_row(row.id, seq, utt) for seq, utt in enumerate(analysis.utterances)
+                utterance_row(row.id, seq, utt) for seq, utt in enumerate(analysis.utterances)
             )
-            session.add_all(_finding_row(row.id, f) for f in analysis.findings)
+            session.add_all(finding_row(row.id, f) for f in analysis.findings)
         session.add(
             AnalysisRunRow(
                 call_id=row.id,
@@ -282,9 +192,6 @@ def save_analysis(
             )
         )
         session.flush()
-        # Imported here: qa_service.db.scores builds on this module's helpers.
-        from qa_service.db.scores import store_analysis_score
-
         ok = analysis.status == CallStatus.ANALYZED
         store_analysis_score(session, row=row, score=analysis.score_detail if ok else None)
         return row.id
@@ -304,7 +211,7 @@ def get_call(session: Session, *, call_id: str) -> CallAnalysis:
 
     Timings, model name and the full error come from the latest analysis run.
     """
-    with _storage_errors("get_call", call_id=call_id):
+    with storage_errors("get_call", call_id=call_id):
         row = session.scalars(
             select(CallRow)
             .where(CallRow.call_id == call_id)
@@ -313,21 +220,19 @@ def get_call(session: Session, *, call_id: str) -> CallAnalysis:
         if row is None:
             raise CallNotFound(f"找不到通话 {call_id} / call {call_id} not found", call_id=call_id)
         analysis = _call_from_row(row, with_utterances=True, run=_latest_run(session, row.id))
-        from qa_service.db.scores import current_score  # see save_analysis
-
         detail = current_score(session, call_pk=row.id)
         return replace(analysis, score_detail=detail) if detail is not None else analysis
 
 
 def find_call_id_by_sha256(session: Session, *, sha256: str) -> str | None:
     """The call id under which these recording bytes were stored, if any."""
-    with _storage_errors("find_call_id_by_sha256", sha256=sha256):
+    with storage_errors("find_call_id_by_sha256", sha256=sha256):
         return session.scalars(select(CallRow.call_id).where(CallRow.sha256 == sha256)).first()
 
 
 def list_calls(session: Session, *, limit: int = 100, offset: int = 0) -> list[CallAnalysis]:
     """Calls, most recent first, with findings but without utterances or run details."""
-    with _storage_errors("list_calls"):
+    with storage_errors("list_calls"):
         rows = session.scalars(
             select(CallRow)
             .options(selectinload(CallRow.findings))
@@ -350,18 +255,6 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
 _AttemptKey = tuple[str, datetime, str]
 
 
-def _attempt_from_row(row: DialAttemptRow) -> DialAttempt:
-    return DialAttempt(
-        agent_id=row.agent_id,
-        customer_id=row.customer_id,
-        dialed_number=row.dialed_number,
-        started_at=row.started_at,
-        connected=row.connected,
-        duration_s=row.duration_s,
-        call_id=row.call_id,
-    )
-
-
 def save_dial_attempts(session: Session, *, attempts: Iterable[DialAttempt]) -> int:
     """Insert dial-log attempts not stored yet and return how many were new.
 
@@ -371,11 +264,11 @@ def save_dial_attempts(session: Session, *, attempts: Iterable[DialAttempt]) -> 
     """
     pending: dict[_AttemptKey, DialAttempt] = {}
     for attempt in attempts:
-        started = _aware(attempt.started_at, "dial_attempt.started_at").astimezone(UTC)
+        started = aware(attempt.started_at, "dial_attempt.started_at").astimezone(UTC)
         pending.setdefault((attempt.dialed_number, started, attempt.agent_id), attempt)
     if not pending:
         return 0
-    with _storage_errors("save_dial_attempts"):
+    with storage_errors("save_dial_attempts"):
         earliest = min(key[1] for key in pending)
         latest = max(key[1] for key in pending)
         existing: set[_AttemptKey] = set()
@@ -410,8 +303,8 @@ def save_dial_attempts(session: Session, *, attempts: Iterable[DialAttempt]) -> 
 
 
 def _check_range(start: datetime, end: datetime) -> None:
-    _aware(start, "start")
-    _aware(end, "end")
+    aware(start, "start")
+    aware(end, "end")
 
 
 def dial_attempts_for_number(
@@ -419,7 +312,7 @@ def dial_attempts_for_number(
 ) -> list[DialAttempt]:
     """Attempts to ``dialed_number`` with ``start <= started_at < end``, oldest first."""
     _check_range(start, end)
-    with _storage_errors("dial_attempts_for_number", dialed_number=dialed_number):
+    with storage_errors("dial_attempts_for_number", dialed_number=dialed_number):
         rows = session.scalars(
             select(DialAttemptRow)
             .where(
@@ -429,7 +322,7 @@ def dial_attempts_for_number(
             )
             .order_by(DialAttemptRow.started_at, DialAttemptRow.id)
         ).all()
-        return [_attempt_from_row(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
 
 def dial_attempts_for_customer(
@@ -437,7 +330,7 @@ def dial_attempts_for_customer(
 ) -> list[DialAttempt]:
     """Attempts to any number of ``customer_id`` with ``start <= started_at < end`` (M02)."""
     _check_range(start, end)
-    with _storage_errors("dial_attempts_for_customer", customer_id=customer_id):
+    with storage_errors("dial_attempts_for_customer", customer_id=customer_id):
         rows = session.scalars(
             select(DialAttemptRow)
             .where(
@@ -447,7 +340,7 @@ def dial_attempts_for_customer(
             )
             .order_by(DialAttemptRow.started_at, DialAttemptRow.id)
         ).all()
-        return [_attempt_from_row(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
 
 # --- do-not-call list ----------------------------------------------------------------
@@ -464,11 +357,11 @@ def add_do_not_call(
     pending: dict[str, DoNotCallEntry] = {}
     for entry in entries:
         if entry.added_at is not None:
-            _aware(entry.added_at, "do_not_call.added_at")
+            aware(entry.added_at, "do_not_call.added_at")
         pending.setdefault(entry.dialed_number, entry)
     if not pending:
         return 0
-    with _storage_errors("add_do_not_call"):
+    with storage_errors("add_do_not_call"):
         existing: set[str] = set()
         for numbers in _chunks(sorted(pending)):
             existing.update(
@@ -496,13 +389,13 @@ def add_do_not_call(
 
 def do_not_call_numbers(session: Session) -> set[str]:
     """Every listed number, for the M03 check."""
-    with _storage_errors("do_not_call_numbers"):
+    with storage_errors("do_not_call_numbers"):
         return set(session.scalars(select(DoNotCallRow.dialed_number)))
 
 
 def do_not_call_entries(session: Session) -> list[DoNotCallEntry]:
     """The whole do-not-call list, oldest first."""
-    with _storage_errors("do_not_call_entries"):
+    with storage_errors("do_not_call_entries"):
         rows = session.scalars(
             select(DoNotCallRow).order_by(DoNotCallRow.added_at, DoNotCallRow.id)
         ).all()

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from qa_service.db.repository import _attempt_from_row, _aware, _finding_from_row, _storage_errors
+from qa_service.db.rows import attempt_from_row, aware, finding_from_row, storage_errors
 from qa_service.db.tables import SCORE_REASONS, CallRow, CallScoreRow, DialAttemptRow, FindingRow
-from qa_service.domain import CallStatus, DialAttempt
+from qa_service.domain import CallScore, CallStatus, DialAttempt
 from qa_service.errors import CallNotFound, RubricError, StorageError
-from qa_service.scoring import DISMISSED, CallScore, ReviewedFinding, ScoredCall, StoredScore
+from qa_service.scoring.score import DISMISSED, ReviewedFinding, ScoredCall, StoredScore
 
 
 def _call_row(session: Session, call_id: str) -> CallRow:
@@ -131,7 +131,7 @@ def record_score(session: Session, *, call_id: str, score: CallScore, reason: st
     returns them). Raises CallNotFound, or RubricError for a changed rubric under an old
     version.
     """
-    with _storage_errors("record_score", call_id=call_id):
+    with storage_errors("record_score", call_id=call_id):
         row = _call_row(session, call_id)
         return _insert_score(session, row, score, reason)
 
@@ -148,7 +148,7 @@ def _stored(call_id: str, row: CallScoreRow) -> StoredScore:
 
 def scores_for_call(session: Session, *, call_id: str) -> list[StoredScore]:
     """The score history of ``call_id``, oldest first."""
-    with _storage_errors("scores_for_call", call_id=call_id):
+    with storage_errors("scores_for_call", call_id=call_id):
         row = _call_row(session, call_id)
         rows = session.scalars(
             select(CallScoreRow).where(CallScoreRow.call_id == row.id).order_by(CallScoreRow.id)
@@ -158,7 +158,7 @@ def scores_for_call(session: Session, *, call_id: str) -> list[StoredScore]:
 
 def current_score(session: Session, *, call_pk: int) -> CallScore | None:
     """The current score of the call with primary key ``call_pk``, if it has one."""
-    with _storage_errors("current_score", call_pk=call_pk):
+    with storage_errors("current_score", call_pk=call_pk):
         row = session.scalars(
             select(CallScoreRow).where(
                 CallScoreRow.call_id == call_pk, CallScoreRow.is_current.is_(True)
@@ -169,19 +169,19 @@ def current_score(session: Session, *, call_pk: int) -> CallScore | None:
 
 def current_score_of(session: Session, *, call_id: str) -> CallScore | None:
     """The current score of ``call_id`` (by its public id); raises CallNotFound."""
-    with _storage_errors("current_score_of", call_id=call_id):
+    with storage_errors("current_score_of", call_id=call_id):
         row = _call_row(session, call_id)
     return current_score(session, call_pk=row.id)
 
 
 def findings_for_call(session: Session, *, call_id: str) -> list[ReviewedFinding]:
     """The stored findings of ``call_id`` in stored order, with their review status."""
-    with _storage_errors("findings_for_call", call_id=call_id):
+    with storage_errors("findings_for_call", call_id=call_id):
         row = _call_row(session, call_id)
         rows = session.scalars(
             select(FindingRow).where(FindingRow.call_id == row.id).order_by(FindingRow.id)
         ).all()
-        return [ReviewedFinding(_finding_from_row(f), f.review_status, f.id) for f in rows]
+        return [ReviewedFinding(finding_from_row(f), f.review_status, f.id) for f in rows]
 
 
 # Any select, whatever it returns: the period filter keeps the caller's result type.
@@ -191,9 +191,9 @@ _Query = TypeVar("_Query", bound=Select)
 def _in_period(query: _Query, start: datetime | None, end: datetime | None) -> _Query:
     query = query.where(CallRow.status == CallStatus.ANALYZED.value)
     if start is not None:
-        query = query.where(CallRow.started_at >= _aware(start, "start"))
+        query = query.where(CallRow.started_at >= aware(start, "start"))
     if end is not None:
-        query = query.where(CallRow.started_at < _aware(end, "end"))
+        query = query.where(CallRow.started_at < aware(end, "end"))
     return query
 
 
@@ -206,7 +206,7 @@ def findings_for_period(
     included too. Every analysed call in range has an entry, an empty list if it has no
     finding (a clean call is scored too).
     """
-    with _storage_errors("findings_for_period"):
+    with storage_errors("findings_for_period"):
         call_ids = session.execute(
             _in_period(select(CallRow.id, CallRow.call_id), start, end).order_by(CallRow.id)
         ).all()
@@ -217,7 +217,7 @@ def findings_for_period(
             .order_by(FindingRow.id)
         ).all()
         for call_id, f in rows:
-            out[call_id].append(ReviewedFinding(_finding_from_row(f), f.review_status, f.id))
+            out[call_id].append(ReviewedFinding(finding_from_row(f), f.review_status, f.id))
         return out
 
 
@@ -234,7 +234,7 @@ def scored_calls(
     that version (None where the call was never scored with it). Dismissed findings are
     counted apart, not in ``rule_counts``.
     """
-    with _storage_errors("scored_calls"):
+    with storage_errors("scored_calls"):
         calls = session.scalars(_in_period(select(CallRow), start, end).order_by(CallRow.id)).all()
         score_query = _in_period(select(CallScoreRow), start, end).join(
             CallRow, CallScoreRow.call_id == CallRow.id
@@ -283,15 +283,15 @@ def scored_calls(
 
 def dial_attempts_between(session: Session, *, start: datetime, end: datetime) -> list[DialAttempt]:
     """Every dial-log attempt with ``start <= started_at < end``, oldest first."""
-    _aware(start, "start")
-    _aware(end, "end")
-    with _storage_errors("dial_attempts_between"):
+    aware(start, "start")
+    aware(end, "end")
+    with storage_errors("dial_attempts_between"):
         rows = session.scalars(
             select(DialAttemptRow)
             .where(DialAttemptRow.started_at >= start, DialAttemptRow.started_at < end)
             .order_by(DialAttemptRow.started_at, DialAttemptRow.id)
         ).all()
-        return [_attempt_from_row(row) for row in rows]
+        return [attempt_from_row(row) for row in rows]
 
 
 def agent_organisations(session: Session) -> dict[str, tuple[str | None, str | None]]:
@@ -300,7 +300,7 @@ def agent_organisations(session: Session) -> dict[str, tuple[str | None, str | N
     The dial log names agents only; this is how a dial-log breach is charged to an agency.
     An agent's newest known team or agency wins (agents move between teams).
     """
-    with _storage_errors("agent_organisations"):
+    with storage_errors("agent_organisations"):
         rows = session.execute(
             select(CallRow.agent_id, CallRow.team_id, CallRow.agency_id)
             .where(CallRow.agent_id.is_not(None))
@@ -318,7 +318,7 @@ def agent_organisations(session: Session) -> dict[str, tuple[str | None, str | N
 
 def call_date_span(session: Session) -> tuple[datetime, datetime] | None:
     """Earliest and latest start time of analysed calls (None when there is none)."""
-    with _storage_errors("call_date_span"):
+    with storage_errors("call_date_span"):
         first, last = session.execute(
             select(func.min(CallRow.started_at), func.max(CallRow.started_at)).where(
                 CallRow.status == CallStatus.ANALYZED.value
@@ -338,7 +338,7 @@ def _utc(value: datetime) -> datetime:
 
 def count_undated_calls(session: Session) -> int:
     """Analysed calls without a start time: no period report can place them."""
-    with _storage_errors("count_undated_calls"):
+    with storage_errors("count_undated_calls"):
         return (
             session.scalar(
                 select(func.count())

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from qa_service.cli import app
+from qa_service.cli.main import app
 from qa_service.db import (
     add_do_not_call,
     agent_organisations,
@@ -39,6 +39,7 @@ from qa_service.db import (
     scored_calls,
     scores_for_call,
 )
+from qa_service.db.rescoring import rescore_call, rescore_period
 from qa_service.db.tables import CallRow, CallScoreRow, FindingRow
 from qa_service.domain import (
     CallAnalysis,
@@ -50,14 +51,13 @@ from qa_service.domain import (
     Speaker,
 )
 from qa_service.errors import RubricError
-from qa_service.exports import write_xlsx
-from qa_service.metadata_rules import MetadataParams
-from qa_service.report_tables import agency_tables, scorecard_tables
-from qa_service.reports import build_agency_report
-from qa_service.rescoring import rescore_call, rescore_period
-from qa_service.rubric import Rubric, load_rubric, parse_rubric
-from qa_service.scorecards import TOTAL, UNGROUPED, GroupBy, Period, build_scorecards
-from qa_service.scoring import DISMISSED, score_call
+from qa_service.reports.agency import build_agency_report
+from qa_service.reports.exports import write_xlsx
+from qa_service.reports.scorecards import TOTAL, UNGROUPED, GroupBy, Period, build_scorecards
+from qa_service.reports.tables import agency_tables, scorecard_tables
+from qa_service.rules.metadata import MetadataParams
+from qa_service.scoring.rubric import Rubric, load_rubric, parse_rubric
+from qa_service.scoring.score import DISMISSED, score_call
 from qa_service.settings import PROJECT_ROOT, get_settings
 
 CST = timezone(timedelta(hours=8))
@@ -358,7 +358,7 @@ def test_scorecard_for_one_agent_counts_only_their_calls(world: World) -> None:
     truths = [t for t in _truth(world) if _in_november(t) and t.agent == "A3"]
     with world.sessions() as session:
         calls = scored_calls(session)
-    from qa_service.scorecards import ScorecardFilter
+    from qa_service.reports.scorecards import ScorecardFilter
 
     report = build_scorecards(
         calls,

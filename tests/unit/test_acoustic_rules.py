@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qa_service.acoustic_rules import AcousticParams, detect_dead_air, detect_interruptions
 from qa_service.domain import ChannelActivity, Speaker, SpeechRegion
+from qa_service.rules.acoustic import AcousticParams, detect_dead_air, detect_interruptions
 
 PARAMS = AcousticParams()
 

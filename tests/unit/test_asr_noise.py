@@ -7,7 +7,7 @@ import random
 import subprocess
 import sys
 
-from qa_service.asr_noise import (
+from qa_service.text.asr_noise import (
     NoiseConfig,
     add_asr_noise,
     common_characters,
@@ -16,7 +16,7 @@ from qa_service.asr_noise import (
     homophones,
     readings,
 )
-from qa_service.pinyin import fuzzy_syllable
+from qa_service.text.pinyin import fuzzy_syllable
 
 SENTENCE = "你要是再不还钱，我们就去你单位找你，逾期会影响征信记录。"
 ONLY_SUBSTITUTE = NoiseConfig(homophone=1.0, fuzzy=0.0, drop=0.0, duplicate=0.0, drop_punctuation=0)
@@ -78,7 +78,7 @@ def test_noise_does_not_depend_on_the_hash_seed() -> None:
     # Bug: fuzzy neighbours of a polyphone (还, 行, 重 …) were collected from a set, so the
     # same seed gave other noise in another process and training was not reproducible.
     code = (
-        "from qa_service.asr_noise import NoiseConfig, add_asr_noise;"
+        "from qa_service.text.asr_noise import NoiseConfig, add_asr_noise;"
         "print(add_asr_noise('还行重长得地都为着朝', 5,"
         " NoiseConfig(homophone=0, fuzzy=1.0, drop=0, duplicate=0)))"
     )

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from audio_factory import ENCODINGS, MONO_WAV, STEREO_WAV, encode
 
-from qa_service.audio import decode_audio
 from qa_service.errors import AudioDecodeError, EmptyFile, FileNotFound, UnsupportedFormat
+from qa_service.ingest.audio import decode_audio
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

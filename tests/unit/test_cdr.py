@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from audio_factory import FIXTURES
 
-from qa_service.cdr import load_dial_log, load_do_not_call, normalize_phone_number
 from qa_service.domain import DialAttempt
 from qa_service.errors import DialLogError, DoNotCallListError, FileNotFound
+from qa_service.ingest.dial_log import load_dial_log, load_do_not_call, normalize_phone_number
 
 CST = timezone(timedelta(hours=8))
 UTF8_CSV = FIXTURES / "cdr_utf8.csv"

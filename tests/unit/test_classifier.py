@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.classifier import LABELS, UtteranceClassifier
+from qa_service.detection.classifier import LABELS, UtteranceClassifier
 from qa_service.domain import Speaker
 from qa_service.errors import ModelError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa_service.clauses import scan_segments, split_clauses
+from qa_service.text.clauses import scan_segments, split_clauses
 
 
 def test_clauses_follow_punctuation_and_keep_offsets() -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.classifier import UtteranceClassifier
-from qa_service.detect import ConductLexicon, Detector, FusionParams, fuse
+from qa_service.detection.classifier import UtteranceClassifier
+from qa_service.detection.detect import ConductLexicon, Detector, FusionParams, fuse
+from qa_service.detection.lexicon import LexiconMatcher
+from qa_service.detection.lexicon_schema import load_lexicon
 from qa_service.domain import CallMetadata, Speaker, Utterance
-from qa_service.lexicon import LexiconMatcher
-from qa_service.lexicon_schema import load_lexicon
 
 ROOT = Path(__file__).resolve().parents[2]
 A, C = Speaker.AGENT, Speaker.CUSTOMER

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from qa_service.diarize import CallFrames, attribute_speakers, timbre, two_voices, voice_points
+from qa_service.asr.diarize import CallFrames, attribute_speakers, timbre, two_voices, voice_points
+from qa_service.asr.voice_models import CutPoint, VoiceModels, VoiceParams
 from qa_service.domain import Speaker, Utterance
-from qa_service.voice_models import CutPoint, VoiceModels, VoiceParams
 
 SR = 16000
 

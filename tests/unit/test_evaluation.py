@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from qa_service.domain import CallAnalysis, CallStatus, Finding, Speaker, Utterance
-from qa_service.evaluation import CallLabels, character_errors, evaluate, normalize_for_cer
+from qa_service.evaluation.metrics import CallLabels, character_errors, evaluate, normalize_for_cer
 
 
 def _analysis(call_id: str, rules: list[str], utts=(), channels="stereo") -> CallAnalysis:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa_service.errors import InputError
-from qa_service.evaluation_text import LabelledLine, detect_line, evaluate_lines, load_lines
+from qa_service.evaluation.text import LabelledLine, detect_line, evaluate_lines, load_lines
 from qa_service.pipeline import build_detector
 from qa_service.settings import Settings
 

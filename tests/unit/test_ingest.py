@@ -20,7 +20,7 @@ from qa_service.errors import (
     FileNotFound,
     MetadataError,
 )
-from qa_service.ingest import (
+from qa_service.ingest.recordings import (
     AUDIO_EXTENSIONS,
     discover_recordings,
     ingest_recording,

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.errors import LexiconError, QAServiceError
-from qa_service.lexicon import (
+from qa_service.detection.lexicon import (
     LEXICON_RULES,
     HitKind,
     LexiconHit,
     LexiconMatcher,
     load_lexicon,
 )
+from qa_service.errors import LexiconError, QAServiceError
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "lexicons" / "rules"

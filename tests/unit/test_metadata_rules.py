@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from qa_service.domain import CallMetadata, DialAttempt, DoNotCallEntry
-from qa_service.metadata_rules import (
+from qa_service.rules.metadata import (
     MetadataParams,
     check_call_frequency,
     check_do_not_call,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from qa_service.domain import CallAnalysis, CallStatus, Finding, Speaker, StageTiming, Utterance
-from qa_service.output import analysis_to_json
+from qa_service.reports.output import analysis_to_json
 
 
 def test_analysed_call_has_the_contract_keys_and_null_call_level_fields() -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pypinyin import Style, lazy_pinyin, pinyin
 
-from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable, is_han, split_syllable
+from qa_service.text.pinyin import (
+    char_readings,
+    char_syllable,
+    fuzzy_syllable,
+    is_han,
+    split_syllable,
+)
 
 
 def test_readings_are_pypinyins_most_common_first_toneless() -> None:

@@ -11,11 +11,10 @@ import pytest
 
 from qa_service.domain import DialAttempt, DoNotCallEntry
 from qa_service.errors import InputError
-from qa_service.exports import Column, Lang, Table, csv_text, render_text, write_csv
-from qa_service.ingest import load_metadata
-from qa_service.metadata_rules import MetadataParams
-from qa_service.reports import build_agency_report
-from qa_service.scorecards import (
+from qa_service.ingest.recordings import load_metadata
+from qa_service.reports.agency import build_agency_report
+from qa_service.reports.exports import Column, Lang, Table, csv_text, render_text, write_csv
+from qa_service.reports.scorecards import (
     TOTAL,
     UNGROUPED,
     GroupBy,
@@ -23,7 +22,8 @@ from qa_service.scorecards import (
     ScorecardFilter,
     build_scorecards,
 )
-from qa_service.scoring import ScoredCall
+from qa_service.rules.metadata import MetadataParams
+from qa_service.scoring.score import ScoredCall
 
 CST = timezone(timedelta(hours=8))
 NOV = Period(date(2026, 11, 1), date(2026, 11, 30))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from qa_service.errors import QAServiceError, RubricError
-from qa_service.rubric import load_rubric, parse_rubric
-from qa_service.rules import RULES
+from qa_service.rules.catalogue import RULES
+from qa_service.scoring.rubric import load_rubric, parse_rubric
 from qa_service.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "scoring" / "rubric.yaml"

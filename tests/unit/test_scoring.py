@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from qa_service.domain import CallAnalysis, CallStatus, Finding, Speaker
-from qa_service.output import analysis_to_json
-from qa_service.rubric import load_rubric, parse_rubric
-from qa_service.scoring import CallScore, ReviewedFinding, rescore_after_review, score_call
+from qa_service.domain import CallAnalysis, CallScore, CallStatus, Finding, Speaker
+from qa_service.reports.output import analysis_to_json
+from qa_service.scoring.rubric import load_rubric, parse_rubric
+from qa_service.scoring.score import ReviewedFinding, rescore_after_review, score_call
 from qa_service.settings import PROJECT_ROOT
 
 RUBRIC = parse_rubric(

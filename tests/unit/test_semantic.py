@@ -9,19 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_service.classifier import UtteranceClassifier
-from qa_service.detect import ConductLexicon, Detector, FusionParams
-from qa_service.domain import CallMetadata, Speaker, Utterance
-from qa_service.errors import LexiconError, ModelError
-from qa_service.evaluation_text import reliability_table
-from qa_service.lexicon import LexiconMatcher
-from qa_service.lexicon_schema import load_lexicon
-from qa_service.semantic import (
+from qa_service.detection.classifier import UtteranceClassifier
+from qa_service.detection.detect import ConductLexicon, Detector, FusionParams
+from qa_service.detection.lexicon import LexiconMatcher
+from qa_service.detection.lexicon_schema import load_lexicon
+from qa_service.detection.semantic import (
     EncoderHead,
     SemanticScorer,
     SentenceEncoder,
     SimilarityIndex,
 )
+from qa_service.domain import CallMetadata, Speaker, Utterance
+from qa_service.errors import LexiconError, ModelError
+from qa_service.evaluation.text import reliability_table
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "lexicons" / "rules"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_service.textnorm import DomainVocabulary, TextNormalizer
+from qa_service.asr.textnorm import DomainVocabulary, TextNormalizer
 
 VOCAB = DomainVocabulary.load(Path(__file__).resolve().parents[2] / "lexicons/asr_vocabulary.yaml")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from audio_factory import STEREO_WAV
 
-from qa_service.audio import decode_audio
+from qa_service.asr.vad import VadParams, detect_speech, group_regions
 from qa_service.domain import SpeechRegion
-from qa_service.vad import VadParams, detect_speech, group_regions
+from qa_service.ingest.audio import decode_audio
 
 
 def test_each_channel_finds_its_own_speaker() -> None:

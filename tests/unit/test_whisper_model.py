@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from qa_service.asr.model import assemble_bundled_model, choose_device, resolve_model_dir
 from qa_service.errors import ModelError
-from qa_service.whisper_model import assemble_bundled_model, choose_device, resolve_model_dir
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@
 Why it is its own module: the lexicon is edited by QA leads, not engineers, so every mistake
 a person can make in YAML (an unknown rule id, an empty term list, a typo in a key, a
 missing rationale) must be refused at start-up with the file and entry named — this module
-is that gate. :mod:`qa_service.lexicon` scans text with what it returns (and re-exports
+is that gate. :mod:`qa_service.detection.lexicon` scans text with what it returns (and re-exports
 everything public here, so callers import from one place).
 
 File layout (one file per rule, named after it; ``_common.yaml`` holds shared groups and the
@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from qa_service.errors import LexiconError
-from qa_service.rules import RULES
+from qa_service.rules.catalogue import RULES
 
 # The rules a lexicon can speak to: prohibitions and customer signals.
 LEXICON_RULES = tuple(rule_id for rule_id, rule in RULES.items() if rule.family in "PC")

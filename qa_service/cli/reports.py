@@ -1,6 +1,6 @@
 """Command line for scores: ``qa-service scorecard | report agency | rescore``.
 
-Thin like :mod:`qa_service.cli`: parse options, open the database the analyses were
+Thin like :mod:`qa_service.cli.main`: parse options, open the database the analyses were
 stored in, hand records to the pure :mod:`scorecards` / :mod:`reports` / :mod:`rescoring`
 code, and write the tables. :func:`register` adds the commands to the main app.
 """
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qa_service.cli_support import fail, open_sessions
+from qa_service.cli.support import fail, open_sessions
 from qa_service.errors import InputError, QAServiceError, RubricError
-from qa_service.exports import (
+from qa_service.reports.exports import (
     Lang,
     Table,
     csv_text,
@@ -27,8 +27,8 @@ from qa_service.exports import (
     write_text_file,
     write_xlsx,
 )
-from qa_service.report_tables import agency_tables, rescore_table, scorecard_tables
-from qa_service.scorecards import Period
+from qa_service.reports.scorecards import Period
+from qa_service.reports.tables import agency_tables, rescore_table, scorecard_tables
 from qa_service.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # SQLAlchemy loads only when a command runs: keeps `qa-service --help` fast
@@ -174,7 +174,7 @@ def scorecard(
 ) -> None:
     """质检评分卡：坐席/组/机构的平均分、及格率、一票否决率、趋势 / QA scorecards."""
     from qa_service.db.scores import agent_organisations, scored_calls
-    from qa_service.scorecards import GroupBy, ScorecardFilter, build_scorecards
+    from qa_service.reports.scorecards import GroupBy, ScorecardFilter, build_scorecards
 
     settings = get_settings()
     tz = settings.local_tz
@@ -228,8 +228,8 @@ def report_agency(
     """
     from qa_service.db.repository import do_not_call_entries
     from qa_service.db.scores import agent_organisations, dial_attempts_between, scored_calls
-    from qa_service.metadata_rules import MetadataParams
-    from qa_service.reports import build_agency_report
+    from qa_service.reports.agency import build_agency_report
+    from qa_service.rules.metadata import MetadataParams
 
     settings = get_settings()
     params = MetadataParams.from_settings(settings)
@@ -261,7 +261,7 @@ def report_agency(
 
 def _find_rubric(settings: Settings, path: Path | None, version: str | None):
     """The rubric given by path, or the one in the rubric folder with that version."""
-    from qa_service.rubric import load_rubric
+    from qa_service.scoring.rubric import load_rubric
 
     if path is not None:
         rubric = load_rubric(path)
@@ -320,7 +320,7 @@ def rescore(
     / Each new score is appended and becomes current; old scores stay; unchanged calls
     are not recorded again.
     """
-    from qa_service.rescoring import rescore_period
+    from qa_service.db.rescoring import rescore_period
 
     settings = get_settings()
     tz = settings.local_tz

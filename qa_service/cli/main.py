@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from qa_service.cli_support import fail, open_sessions
+from qa_service.cli.support import fail, open_sessions
 from qa_service.domain import CallAnalysis, CallMetadata, CallStatus, DialAttempt
 from qa_service.errors import QAServiceError
 from qa_service.settings import Settings, get_settings
@@ -41,13 +41,13 @@ def _day_bounds(meta: CallMetadata, settings: Settings) -> tuple[datetime, datet
 
 
 def _json_line(analysis: CallAnalysis) -> str:
-    from qa_service.output import analysis_to_json
+    from qa_service.reports.output import analysis_to_json
 
     return json.dumps(analysis_to_json(analysis), ensure_ascii=False, default=str)
 
 
 def _print_summary(analysis: CallAnalysis) -> None:
-    from qa_service.rules import rule_label
+    from qa_service.rules.catalogue import rule_label
 
     if analysis.status is CallStatus.ERROR:
         err = analysis.error or {}
@@ -75,9 +75,9 @@ def _run_analysis(
 ) -> int:
     from tqdm import tqdm
 
-    from qa_service.cdr import load_dial_log
     from qa_service.db import repository as repo
-    from qa_service.ingest import discover_recordings
+    from qa_service.ingest.dial_log import load_dial_log
+    from qa_service.ingest.recordings import discover_recordings
     from qa_service.pipeline import Analyzer, CallContext, refusals_to_remember
 
     recordings = discover_recordings(paths)
@@ -188,7 +188,7 @@ def evaluate_corpus(
     ] = None,
 ) -> None:
     """在标注语料上评估 / evaluate on a labelled corpus."""
-    from qa_service.evaluation_run import redetect_evaluation, run_evaluation
+    from qa_service.evaluation.corpus import redetect_evaluation, run_evaluation
 
     try:
         if transcripts is not None:
@@ -200,7 +200,7 @@ def evaluate_corpus(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
-        from qa_service.evaluation_run import format_report
+        from qa_service.evaluation.corpus import format_report
 
         typer.echo(format_report(report))
     raise typer.Exit(code=1 if report.errors else 0)
@@ -216,9 +216,9 @@ def evaluate_text(
     errors: Annotated[Path | None, typer.Option(help="把判错的句子写入 JSONL")] = None,
 ) -> None:
     """逐句评估文本检测（无音频）/ evaluate text detection on labelled lines."""
-    from qa_service.evaluation_text import evaluate_lines, format_text_report, load_lines
+    from qa_service.asr.model import resolve_cpu_threads
+    from qa_service.evaluation.text import evaluate_lines, format_text_report, load_lines
     from qa_service.pipeline import build_detector
-    from qa_service.whisper_model import resolve_cpu_threads
 
     settings = get_settings()
     try:
@@ -257,8 +257,8 @@ def demo() -> None:
 @cdr_app.command("import")
 def cdr_import(path: Path) -> None:
     """导入拨号记录 / import a dial log (CSV, UTF-8 or GBK)."""
-    from qa_service.cdr import load_dial_log
     from qa_service.db import repository as repo
+    from qa_service.ingest.dial_log import load_dial_log
 
     settings = get_settings()
     try:
@@ -273,8 +273,8 @@ def cdr_import(path: Path) -> None:
 @dnc_app.command("import")
 def dnc_import(path: Path) -> None:
     """导入禁止拨打名单 / import a do-not-call list (CSV or one number per line)."""
-    from qa_service.cdr import load_do_not_call
     from qa_service.db import repository as repo
+    from qa_service.ingest.dial_log import load_do_not_call
 
     settings = get_settings()
     try:
@@ -303,7 +303,7 @@ def dnc_list() -> None:
 
 
 # scorecard, report agency, rescore live in their own module (it needs ``app`` to exist).
-from qa_service.cli_reports import register as _register_reports  # noqa: E402
+from qa_service.cli.reports import register as _register_reports  # noqa: E402
 
 _register_reports(app)
 

@@ -1,6 +1,6 @@
 """Running an evaluation: analyse a labelled corpus directory and score it.
 
-Kept apart from :mod:`qa_service.evaluation` (pure scoring) because this module loads
+Kept apart from :mod:`qa_service.evaluation.metrics` (pure scoring) because this module loads
 the model and reads the corpus layout (``calls/``, ``labels/``, ``cdr.csv``).
 """
 
@@ -11,6 +11,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from qa_service.asr.textnorm import TextNormalizer
 from qa_service.domain import (
     CallAnalysis,
     CallMetadata,
@@ -21,21 +22,26 @@ from qa_service.domain import (
     Utterance,
 )
 from qa_service.errors import InputError, QAServiceError
-from qa_service.evaluation import RULE_FAMILIES, CallLabels, EvalReport, evaluate, load_labels
-from qa_service.ingest import load_metadata
-from qa_service.rules import FAMILY_NAMES_ZH, rule_label
+from qa_service.evaluation.metrics import (
+    RULE_FAMILIES,
+    CallLabels,
+    EvalReport,
+    evaluate,
+    load_labels,
+)
+from qa_service.ingest.recordings import load_metadata
+from qa_service.rules.catalogue import FAMILY_NAMES_ZH, rule_label
 from qa_service.settings import Settings
-from qa_service.textnorm import TextNormalizer
 
 
 def run_evaluation(corpus: Path, settings: Settings, *, save: Path | None = None) -> EvalReport:
     """Analyse ``corpus/calls`` (with ``corpus/cdr.csv``) and score against ``labels/``."""
     from tqdm import tqdm
 
-    from qa_service.cdr import load_dial_log
-    from qa_service.ingest import discover_recordings
-    from qa_service.output import analysis_to_json
+    from qa_service.ingest.dial_log import load_dial_log
+    from qa_service.ingest.recordings import discover_recordings
     from qa_service.pipeline import Analyzer, CallContext, refusals_to_remember
+    from qa_service.reports.output import analysis_to_json
 
     calls_dir, labels = _corpus(corpus)
     cdr = corpus / "cdr.csv"
@@ -83,12 +89,12 @@ def redetect_evaluation(
     taken from it as they are. CER is scored on the saved text; the figure without domain
     correction needs Whisper's raw text, which the JSONL does not carry.
     """
-    from qa_service.ingest import discover_recordings
-    from qa_service.output import analysis_to_json
+    from qa_service.asr.model import resolve_cpu_threads
+    from qa_service.ingest.recordings import discover_recordings
     from qa_service.pipeline import build_detector, finding_order
-    from qa_service.rubric import load_rubric
-    from qa_service.scoring import score_call
-    from qa_service.whisper_model import resolve_cpu_threads
+    from qa_service.reports.output import analysis_to_json
+    from qa_service.scoring.rubric import load_rubric
+    from qa_service.scoring.score import score_call
 
     calls_dir, labels = _corpus(corpus)
     metadata: dict[str, CallMetadata] = {}
@@ -147,7 +153,7 @@ def load_saved_analyses(path: Path) -> list[CallAnalysis]:
 
 
 def analysis_from_json(raw: dict) -> CallAnalysis:
-    """The inverse of :func:`qa_service.output.analysis_to_json` for what detection needs."""
+    """The inverse of :func:`qa_service.reports.output.analysis_to_json`, for detection."""
 
     def speaker(value: str | None) -> Speaker | None:
         return Speaker(value) if value else None

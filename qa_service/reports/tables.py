@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from qa_service.exports import Column, Table
-from qa_service.reports import AgencyMonth, AgencyReport
-from qa_service.rules import RULES
-from qa_service.scorecards import GroupBy, Scorecard, ScorecardReport
+from qa_service.reports.agency import AgencyMonth, AgencyReport
+from qa_service.reports.exports import Column, Table
+from qa_service.reports.scorecards import GroupBy, Scorecard, ScorecardReport
+from qa_service.rules.catalogue import RULES
 
 if TYPE_CHECKING:  # rescoring pulls in the database layer; only its type is needed here
-    from qa_service.rescoring import RescoreResult
+    from qa_service.db.rescoring import RescoreResult
 
 _GROUP_COLUMNS = {
     GroupBy.AGENT: (

@@ -3,7 +3,7 @@
 Supervisors judge agents by these figures and banks judge agencies, so every figure is
 derived from the per-call scores and standing findings in the simplest way that can be
 re-derived by hand (see the definitions on :class:`Scorecard`), and group figures always
-add up to the total row. Pure: it works on :class:`~qa_service.scoring.ScoredCall` records
+add up to the total row. Pure: it works on :class:`~qa_service.scoring.score.ScoredCall` records
 the data layer loads; nothing here touches the database.
 """
 
@@ -17,8 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from qa_service.errors import InputError
-from qa_service.rules import RULES
-from qa_service.scoring import ScoredCall
+from qa_service.rules.catalogue import RULES
+from qa_service.scoring.score import ScoredCall
 
 UNGROUPED = "未分组"  # an agent, team or call without a team / agency
 UNKNOWN_AGENT = "未知坐席"  # a call whose metadata names no agent

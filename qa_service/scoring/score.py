@@ -11,113 +11,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from qa_service.domain import Finding
-from qa_service.rubric import FULL_MARKS, Rubric
+from qa_service.domain import CallScore, Finding, ItemScore
+from qa_service.scoring.rubric import FULL_MARKS, Rubric
 
 # A finding the reviewer rejected no longer counts against the agent (rq-style status text,
 # the same values as the findings table's review_status).
 DISMISSED = "dismissed"
-
-
-@dataclass(frozen=True)
-class ItemScore:
-    """What one rubric item cost a call, and which findings it counted."""
-
-    item_id: str
-    section_id: str
-    name_zh: str
-    name_en: str
-    occurrences: int
-    deduction: float  # after the cap and the weight
-    capped: bool = False  # occurrences × deduction exceeded the cap
-    fatal: bool = False  # a fatal item (一票否决) was triggered
-    finding_indexes: tuple[int, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "item_id": self.item_id,
-            "section_id": self.section_id,
-            "name_zh": self.name_zh,
-            "name_en": self.name_en,
-            "occurrences": self.occurrences,
-            "deduction": self.deduction,
-            "capped": self.capped,
-            "fatal": self.fatal,
-            "finding_indexes": list(self.finding_indexes),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ItemScore:
-        return cls(
-            item_id=str(data["item_id"]),
-            section_id=str(data["section_id"]),
-            name_zh=str(data["name_zh"]),
-            name_en=str(data.get("name_en", "")),
-            occurrences=int(data["occurrences"]),
-            deduction=float(data["deduction"]),
-            capped=bool(data.get("capped", False)),
-            fatal=bool(data.get("fatal", False)),
-            finding_indexes=tuple(int(i) for i in data.get("finding_indexes", ())),
-        )
-
-
-@dataclass(frozen=True)
-class CallScore:
-    """A call's score under one rubric version, with the breakdown that explains it.
-
-    ``items`` lists only items with at least one counted finding (0-point items included,
-    so customer signals stay visible). ``unscored_rules`` are rules found on the call that
-    the rubric does not cover: reported, never silently dropped. ``excluded`` are the
-    indexes of findings left out (dismissed by a reviewer).
-    """
-
-    score: float
-    passed: bool
-    fatal: bool
-    rubric_version: str
-    pass_mark: float
-    items: tuple[ItemScore, ...] = ()
-    fatal_rules: tuple[str, ...] = ()
-    unscored_rules: tuple[str, ...] = ()
-    excluded: tuple[int, ...] = ()
-    rubric_digest: str = ""
-
-    @property
-    def total_deduction(self) -> float:
-        return round(sum(item.deduction for item in self.items), 2)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form: what the analysis output and the call_scores table carry."""
-        return {
-            "score": self.score,
-            "passed": self.passed,
-            "fatal": self.fatal,
-            "fatal_rules": list(self.fatal_rules),
-            "rubric_version": self.rubric_version,
-            "rubric_digest": self.rubric_digest,
-            "pass_mark": self.pass_mark,
-            "total_deduction": self.total_deduction,
-            "items": [item.as_dict() for item in self.items],
-            "unscored_rules": list(self.unscored_rules),
-            "excluded_findings": list(self.excluded),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CallScore:
-        return cls(
-            score=float(data["score"]),
-            passed=bool(data["passed"]),
-            fatal=bool(data["fatal"]),
-            rubric_version=str(data["rubric_version"]),
-            pass_mark=float(data["pass_mark"]),
-            items=tuple(ItemScore.from_dict(item) for item in data.get("items", ())),
-            fatal_rules=tuple(data.get("fatal_rules", ())),
-            unscored_rules=tuple(data.get("unscored_rules", ())),
-            excluded=tuple(int(i) for i in data.get("excluded_findings", ())),
-            rubric_digest=str(data.get("rubric_digest", "")),
-        )
 
 
 @dataclass(frozen=True)
@@ -237,7 +137,7 @@ def score_call(
 def rescore_after_review(findings: Sequence[ReviewedFinding], rubric: Rubric) -> CallScore:
     """Recompute a call's score from the findings a reviewer has not dismissed.
 
-    The review UI calls this (through :func:`qa_service.rescoring.rescore_call`) after a
+    The review UI calls this (through :func:`qa_service.db.rescoring.rescore_call`) after a
     verdict; the breakdown's indexes still point into the full list of findings.
     """
     dismissed = [i for i, f in enumerate(findings) if f.review_status == DISMISSED]

@@ -9,7 +9,7 @@ other threats whatever its words. Two things are built on it here:
 * :class:`EncoderHead` — a small network over the encoder's sentence vector that scores
   every rule (trained by ``models/train_encoder_head.py``), with per-rule calibration,
   and the fusion weights that turn lexicon, character-model, encoder and similarity
-  evidence into one calibrated probability (see :mod:`qa_service.detect`);
+  evidence into one calibrated probability (see :mod:`qa_service.detection.detect`);
 * :class:`SimilarityIndex` — the *similarity rules* a QA lead writes: example sentences
   per rule in ``lexicons/rules/<rule>.yaml`` (``examples:``) and harmless look-alikes
   (``counter_examples:``). A clause close enough in meaning to an example, and closer to

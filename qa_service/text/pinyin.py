@@ -1,8 +1,8 @@
 """Toneless pinyin of single characters: the one reading table of the service.
 
-Transcript correction (:mod:`qa_service.textnorm`), the lexicon matcher's sound
-automaton (:mod:`qa_service.lexicon`) and the classifier's ASR-noise augmentation
-(:mod:`qa_service.asr_noise`) all hear a character the same way: its readings from
+Transcript correction (:mod:`qa_service.asr.textnorm`), the lexicon matcher's sound
+automaton (:mod:`qa_service.detection.lexicon`) and the classifier's ASR-noise augmentation
+(:mod:`qa_service.text.asr_noise`) all hear a character the same way: its readings from
 pypinyin's character table, tone marks dropped, ü written v, the most common first;
 and the same fuzzy-pinyin classes (z/zh, c/ch, s/sh, n/l, an/ang, en/eng, in/ing …),
 the mergers of southern Mandarin and of a recogniser on 8 kHz audio.

@@ -3,9 +3,9 @@
 Why it exists: an inspector trusts a finding when it points at words a QA lead can read and
 argue with. The lexicons (``lexicons/rules/<rule>.yaml``) hold that knowledge as data —
 terms, proximity patterns (an authority word near an action word), exceptions and a
-rationale per entry. :mod:`qa_service.lexicon_schema` loads and validates them (re-exported
-here); this module scans text with them. It gives evidence, not verdicts: speaker gating,
-the classifier and call context are fusion's job.
+rationale per entry. :mod:`qa_service.detection.lexicon_schema` loads and validates them
+(re-exported here); this module scans text with them. It gives evidence, not verdicts:
+speaker gating, the classifier and call context are fusion's job.
 
 How a text is scanned, once, whatever the number of terms:
 
@@ -60,7 +60,7 @@ from typing import Any
 
 import ahocorasick
 
-from qa_service.lexicon_schema import (
+from qa_service.detection.lexicon_schema import (
     LEXICON_RULES,
     HitKind,
     Lexicon,
@@ -70,7 +70,13 @@ from qa_service.lexicon_schema import (
     ProximityPattern,
     load_lexicon,
 )
-from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable, is_han, split_syllable
+from qa_service.text.pinyin import (
+    char_readings,
+    char_syllable,
+    fuzzy_syllable,
+    is_han,
+    split_syllable,
+)
 
 __all__ = [
     "LEXICON_RULES",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable
+from qa_service.text.pinyin import char_readings, char_syllable, fuzzy_syllable
 
 # Whisper separates Chinese clauses with spaces; Chinese text has none, but keep the
 # spaces between two Latin words or numbers ("VIP 客户" stays, "请问 您" does not).

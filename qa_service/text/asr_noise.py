@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
-from qa_service.pinyin import char_readings, char_syllable, fuzzy_syllable
+from qa_service.text.pinyin import char_readings, char_syllable, fuzzy_syllable
 
 # GB2312 level 1 (常用字, rows 0xB0–0xD7): the 3,755 most common characters. Whisper's
 # vocabulary of Chinese output is essentially this set, so substitutes are drawn from it

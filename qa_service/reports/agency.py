@@ -31,13 +31,7 @@ from datetime import date
 from typing import Any
 
 from qa_service.domain import CallMetadata, DialAttempt, DoNotCallEntry
-from qa_service.metadata_rules import (
-    MetadataParams,
-    check_call_frequency,
-    check_do_not_call,
-    check_forbidden_hours,
-)
-from qa_service.scorecards import (
+from qa_service.reports.scorecards import (
     TOTAL,
     UNGROUPED,
     CallStats,
@@ -46,7 +40,13 @@ from qa_service.scorecards import (
     call_stats,
     organisation_of,
 )
-from qa_service.scoring import ScoredCall
+from qa_service.rules.metadata import (
+    MetadataParams,
+    check_call_frequency,
+    check_do_not_call,
+    check_forbidden_hours,
+)
+from qa_service.scoring.score import ScoredCall
 
 COMPLIANCE_FAMILIES = ("P", "M")
 VIOLATION_FAMILIES = ("P", "R", "A", "M")

@@ -19,8 +19,9 @@ from qa_service.db.scores import (
     findings_for_period,
     record_score,
 )
-from qa_service.rubric import Rubric
-from qa_service.scoring import CallScore, rescore_after_review
+from qa_service.domain import CallScore
+from qa_service.scoring.rubric import Rubric
+from qa_service.scoring.score import rescore_after_review
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from qa_service.errors import RubricError
-from qa_service.rules import RULES
+from qa_service.rules.catalogue import RULES
 
 FULL_MARKS = 100.0
 

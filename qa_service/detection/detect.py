@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from qa_service.clauses import Segment, scan_segments
+from qa_service.detection.lexicon_schema import LexiconHit
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
-from qa_service.lexicon_schema import LexiconHit
+from qa_service.text.clauses import Segment, scan_segments
 
 if TYPE_CHECKING:
-    from qa_service.semantic import SemanticEvidence, SemanticScorer, SimilarityMatch
+    from qa_service.detection.semantic import SemanticEvidence, SemanticScorer, SimilarityMatch
 
 P_RULES = tuple(f"P{i:02d}" for i in range(1, 11))
 C_RULES = ("C01", "C02", "C03")

@@ -7,7 +7,7 @@ since on an outbound call the agent speaks first. When the two groups are not ap
 (one voice), turn alternation decides instead: people take turns.
 
 On one channel, a reply that follows within a third of a second is one stretch of
-speech to the VAD, so one utterance can hold both parties; :mod:`qa_service.voice_models`
+speech to the VAD, so one utterance can hold both parties; :mod:`qa_service.asr.voice_models`
 learns the two voices frame by frame and finds such changes. Both read the call's MFCC
 frames (:class:`CallFrames`), computed once.
 
@@ -156,7 +156,7 @@ class CallFrames:
     """MFCCs of every 10-ms frame of a mono channel, computed once per call.
 
     Both the utterances' timbre (for :func:`attribute_speakers`) and the frame-level voice
-    models (:mod:`qa_service.voice_models`) read them, so no stretch of audio is analysed
+    models (:mod:`qa_service.asr.voice_models`) read them, so no stretch of audio is analysed
     twice, however many parts of it are scored.
     """
 

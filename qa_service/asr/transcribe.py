@@ -4,7 +4,7 @@ Why the audio is stitched by hand instead of ``vad_filter=True``: the same speec
 regions must drive utterance boundaries and the acoustic rules, so they are computed
 once here. Each channel's speech regions are packed into windows of at most ~28 s
 with a second of silence between regions, all windows of the call are decoded in one
-batch (:mod:`qa_service.decoder`), and every word is mapped back to the region, and
+batch (:mod:`qa_service.asr.decoder`), and every word is mapped back to the region, and
 therefore the turn, it was spoken in. Whisper never sees audio the VAD calls silence,
 so it cannot invent text there.
 """
@@ -18,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qa_service.decoder import DecodedWindow, WindowDecoder
-from qa_service.diarize import CallFrames, attribute_speakers, two_voices, voice_points
+from qa_service.asr.decoder import DecodedWindow, WindowDecoder
+from qa_service.asr.diarize import CallFrames, attribute_speakers, two_voices, voice_points
+from qa_service.asr.model import DeviceChoice
+from qa_service.asr.textnorm import TextNormalizer
+from qa_service.asr.vad import VadParams, detect_speech, group_regions
+from qa_service.asr.voice_models import CutPoint, VoiceModels, VoiceParams
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
@@ -28,10 +32,6 @@ from qa_service.domain import (
     Transcript,
     Utterance,
 )
-from qa_service.textnorm import TextNormalizer
-from qa_service.vad import VadParams, detect_speech, group_regions
-from qa_service.voice_models import CutPoint, VoiceModels, VoiceParams
-from qa_service.whisper_model import DeviceChoice
 
 SAMPLE_RATE = 16000
 # Where Whisper ends a clause, a reply may begin (a mono cut candidate).
@@ -66,7 +66,7 @@ class TranscribeOptions:
     # channel, joining reads best (mono CER 0.146 vs 0.216).
     decode_merge_s: float = 0.0
     mono_decode_merge_s: float = 1.0
-    # Mono: tell agent from customer by voice (qa_service.diarize); off leaves "unknown".
+    # Mono: tell agent from customer by voice (qa_service.asr.diarize); off leaves "unknown".
     attribute_mono: bool = True
     # Mono: split an utterance where the voice changes (a reply within a third of a
     # second is one stretch of speech to the VAD). Cut points are the boundaries between

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qa_service.asr.vad import group_regions
 from qa_service.domain import ChannelActivity, Finding, Speaker, SpeechRegion
-from qa_service.vad import group_regions
 
 
 @dataclass(frozen=True)

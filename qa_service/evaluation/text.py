@@ -8,7 +8,7 @@ C02 on a call answered by a third party (those rules are defined by that context
 every other line on the debtor's own call. Only the P and C families are scored; R
 rules need a whole call.
 
-``noise`` applies the synthetic ASR errors of :mod:`qa_service.asr_noise` (seeded), to
+``noise`` applies the synthetic ASR errors of :mod:`qa_service.text.asr_noise` (seeded), to
 see how much a transcript's errors cost.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
 from qa_service.errors import InputError
-from qa_service.evaluation import RuleScore
+from qa_service.evaluation.metrics import RuleScore
 
 TEXT_RULES = (*(f"P{i:02d}" for i in range(1, 11)), "C01", "C02", "C03")
 _THIRD_PARTY_RULES = {"P06", "C02"}
@@ -121,7 +121,7 @@ def evaluate_lines(
     """Per-rule precision/recall, family micro-F1, and false alarms on harmless lines."""
     texts = [line.text for line in lines]
     if noise_seed is not None:
-        from qa_service.asr_noise import add_asr_noise
+        from qa_service.text.asr_noise import add_asr_noise
 
         texts = [add_asr_noise(t, noise_seed * 100_003 + i) for i, t in enumerate(texts)]
     tp: Counter[str] = Counter()

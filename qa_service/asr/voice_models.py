@@ -12,7 +12,7 @@ fixed amount of evidence (less at a pause or a clause end) and each part must le
 to its speaker. One voice throughout never pays for a cut.
 
 The models are learnt from the call itself, and that is the hard part: trained on whole
-utterances as :func:`qa_service.diarize.attribute_speakers` labelled them, the agent's
+utterances as :func:`qa_service.asr.diarize.attribute_speakers` labelled them, the agent's
 model holds the customer's merged replies and the customer's holds the agent's following
 sentences; on calls where every customer turn was merged, the utterance clustering found
 some other difference (the quiet closing line). So two starts are tried and each is refined
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa_service.diarize import CallFrames
+from qa_service.asr.diarize import CallFrames
 from qa_service.domain import Speaker, Utterance
 
 
@@ -96,7 +96,7 @@ class VoiceModels:
     ) -> VoiceModels | None:
         """Models of the call's two voices, or None when they cannot be told apart.
 
-        ``utterances`` carry the speakers :func:`~qa_service.diarize.attribute_speakers` gave
+        ``utterances`` carry the speakers :func:`~qa_service.asr.diarize.attribute_speakers` gave
         them; a call it found to hold one voice (every utterance one speaker's) gets None.
         """
         if len({u.speaker for u in utterances} & {Speaker.AGENT, Speaker.CUSTOMER}) < 2:

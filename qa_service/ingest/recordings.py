@@ -20,10 +20,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from qa_service.audio import check_audio_file, decode_audio
-from qa_service.cdr import DEFAULT_OFFSET, normalize_phone_number
 from qa_service.domain import CallMetadata, IngestedCall, Speaker
 from qa_service.errors import AudioTooShort, MetadataError
+from qa_service.ingest.audio import check_audio_file, decode_audio
+from qa_service.ingest.dial_log import DEFAULT_OFFSET, normalize_phone_number
 
 logger = logging.getLogger(__name__)
 

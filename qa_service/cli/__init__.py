@@ -1,0 +1,1 @@
+"""The `qa-service` command line (typer)."""

@@ -1,0 +1,3 @@
+"""Reports around the stages: the call JSON, scorecards, the agency evaluation report, tables
+and XLSX/CSV exports.
+"""

@@ -1,0 +1,3 @@
+"""Stage 3a — the rule catalogue and the rules decided from audio (acoustic) and metadata (dial
+log).
+"""

@@ -1,0 +1,3 @@
+"""Stage 4 — scoring: the QA rubric and a call's score (also after review or a rubric
+change).
+"""

@@ -1,0 +1,1 @@
+"""Text utilities shared by the stages: pinyin keys, clause splitting, synthetic ASR noise."""
