@@ -86,3 +86,64 @@ class RubricError(InputError):
     """A QA rubric file cannot be used; nothing is scored with it."""
 
     code = "invalid_rubric"
+
+
+class RecordingTooLarge(InputError):
+    """An upload passed the size limit while it streamed in; nothing of it was kept."""
+
+    code = "recording_too_large"
+
+
+class SettingsError(QAServiceError):
+    """A setting is missing or malformed; the service refuses to start (names the setting)."""
+
+    code = "invalid_setting"
+
+
+class QueueUnavailable(QAServiceError):
+    """The job queue (Redis) cannot be reached."""
+
+    code = "queue_unavailable"
+
+
+# --- accounts and access (mapped to HTTP statuses in qa_service.api) -----------------------
+
+
+class AuthenticationFailed(QAServiceError):
+    """Wrong user name or password, or an unknown, expired or revoked session or token."""
+
+    code = "authentication_failed"
+
+
+class AccountLocked(QAServiceError):
+    """Too many failed logins: the account is locked for a while."""
+
+    code = "account_locked"
+
+
+class AccountDisabled(AuthenticationFailed):
+    code = "account_disabled"
+
+
+class PasswordExpired(QAServiceError):
+    """The password is past its maximum age: it must be changed before anything else."""
+
+    code = "password_expired"
+
+
+class PasswordPolicyError(InputError):
+    """A new password breaks the policy; the message says which clause, in Chinese."""
+
+    code = "password_policy"
+
+
+class PermissionDenied(QAServiceError):
+    """The caller's role may not do this (calls outside the caller's scope are CallNotFound)."""
+
+    code = "permission_denied"
+
+
+class Conflict(QAServiceError):
+    """The request conflicts with the current state (e.g. a duplicate user name)."""
+
+    code = "conflict"

@@ -94,6 +94,38 @@ class Settings(BaseSettings):
     # The QA rubric every new analysis is scored with (see scoring/rubric.yaml).
     rubric_path: Path = PROJECT_ROOT / "scoring" / "rubric.yaml"
 
+    # --- service (API, queue, audio store, accounts) ------------------------------------
+    redis_url: str = Field(
+        default="",
+        validation_alias="REDIS_URL",
+        description="Redis for the rq job queue; empty: `serve` runs an in-process worker",
+    )
+    queue_name: str = "qa-analysis"
+    audio_store: Path | None = Field(
+        default=None,
+        description="directory of uploaded recordings (content-addressed); "
+        "empty: <data_dir>/audio. Shared mount when workers run on several machines",
+    )
+    max_upload_mb: float = Field(default=200.0, gt=0, description="largest recording accepted")
+    job_max_attempts: int = Field(default=3, ge=1, description="analysis tries before `failed`")
+    job_retry_backoff_s: list[int] = Field(default_factory=lambda: [10, 60, 300])
+    job_timeout_s: int = Field(default=3600, ge=60)
+    sweep_interval_s: int = Field(default=60, ge=5)
+    # An `analyzing` call whose worker heartbeat is older than this is re-queued by the sweep.
+    stale_analysis_s: int = Field(default=180, ge=30)
+    # Accounts and sessions (the bank's service plan, security chapter).
+    secret_key: str = Field(
+        default="dev-insecure-secret-change-me",
+        description="signs session cookies and CSRF tokens; must be set outside development",
+    )
+    session_idle_minutes: int = Field(default=15, ge=1)
+    password_max_age_days: int = Field(default=30, ge=1)
+    password_history: int = Field(default=3, ge=1)
+    lockout_attempts: int = Field(default=5, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+    cookie_secure: bool = Field(default=False, description="Secure cookies (behind HTTPS)")
+    public_url: str = Field(default="", description="the URL users open (printed by demo)")
+
     @field_validator("local_utc_offset")
     @classmethod
     def _check_offset(cls, value: str) -> str:
@@ -107,6 +139,20 @@ class Settings(BaseSettings):
         sign = -1 if self.local_utc_offset.startswith("-") else 1
         hours, minutes = self.local_utc_offset[1:].split(":")
         return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+
+    @property
+    def resolved_audio_store(self) -> Path:
+        return self.audio_store if self.audio_store is not None else self.data_dir / "audio"
+
+    def check_for_service(self) -> None:
+        """Refuse to serve with a default secret outside development (STYLE.md)."""
+        from qa_service.errors import SettingsError
+
+        if self.environment == "production" and self.secret_key.startswith("dev-insecure"):
+            raise SettingsError(
+                "生产环境必须设置 QA_SECRET_KEY / QA_SECRET_KEY must be set in production",
+                setting="QA_SECRET_KEY",
+            )
 
     @property
     def resolved_database_url(self) -> str:
