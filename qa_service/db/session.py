@@ -181,6 +181,15 @@ def migrate(target: Engine | str | URL) -> None:
             engine.dispose()
 
 
+def head_revision() -> str:
+    """The newest migration this code ships (what ``migrate`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "no migrations found"
+    return head
+
+
 def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at, or None if it was never migrated."""
     try:
