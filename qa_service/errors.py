@@ -147,3 +147,15 @@ class Conflict(QAServiceError):
     """The request conflicts with the current state (e.g. a duplicate user name)."""
 
     code = "conflict"
+
+
+class RangeNotSatisfiable(InputError):
+    """An HTTP Range that does not fit the recording (context: its size in bytes)."""
+
+    code = "range_not_satisfiable"
+
+
+class CsrfRejected(PermissionDenied):
+    """A state-changing browser request without its session's CSRF token."""
+
+    code = "csrf_failed"

@@ -307,5 +307,10 @@ from qa_service.cli.reports import register as _register_reports  # noqa: E402
 
 _register_reports(app)
 
+# serve: the API under uvicorn (qa_service.api).
+from qa_service.cli.serve import register as _register_serve  # noqa: E402
+
+_register_serve(app)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -99,6 +99,38 @@ def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
     )
 
 
+def probe_audio(path: Path) -> str:
+    """Check that ``path`` is audio by opening it and decoding its first packet; the container.
+
+    Cheap (reads a header and one packet), for refusing a non-audio upload before it is
+    stored. Raises like :func:`decode_audio`: :class:`UnsupportedFormat` when the content
+    is not audio whatever the file is called, :class:`AudioDecodeError` when it is damaged.
+    """
+    path = Path(path)
+    check_audio_file(path)
+    with _open(path) as container:
+        streams = list(container.streams.audio)
+        if not streams:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+            raise UnsupportedFormat(
+                f"{path}：文件中没有音频流（只有 {kinds}） / "
+                f"{path}: the file has no audio stream (only {kinds})",
+                path=path,
+                container=container.format.name,
+            )
+        try:
+            for packet in container.demux(streams[0]):
+                if packet.size and packet.decode() is not None:
+                    break
+        except av.FFmpegError as exc:
+            raise AudioDecodeError(
+                f"{path}：音频已损坏，无法解码（{exc.strerror}） / "
+                f"{path}: the audio is damaged and cannot be decoded ({exc.strerror})",
+                path=path,
+            ) from exc
+        return str(container.format.name)
+
+
 def check_audio_file(path: Path) -> None:
     """Raise :class:`FileNotFound` or :class:`EmptyFile` before any work is spent on ``path``."""
     if not path.is_file():

@@ -118,8 +118,31 @@ def load_dial_log(path: Path, *, assume_offset: tzinfo = DEFAULT_OFFSET) -> list
     separators, English or Chinese column names. A time without an offset is taken as
     ``assume_offset``. Raises :class:`DialLogError` naming the file, line and column.
     """
-    path = Path(path)
-    table = _Table.read(path, DialLogError, "拨号记录", "dial log")
+    table = _Table.read(Path(path), DialLogError, "拨号记录", "dial log")
+    return _dial_attempts(table, assume_offset, None)
+
+
+def parse_dial_log(
+    data: bytes,
+    *,
+    name: str,
+    assume_offset: tzinfo = DEFAULT_OFFSET,
+    rejected: list[DialLogError] | None = None,
+) -> list[DialAttempt]:
+    """The attempts of dial-log bytes (an upload called ``name``), as :func:`load_dial_log`.
+
+    With a ``rejected`` list, a row that cannot be read is appended to it as the error
+    naming its line and column, and skipped; the file as a whole (encoding, header) must
+    still be readable. Without one the first bad row raises, as the CLI wants.
+    """
+    table = _Table.parse(data, Path(name), DialLogError, "拨号记录", "dial log")
+    return _dial_attempts(table, assume_offset, rejected)
+
+
+def _dial_attempts(
+    table: _Table, assume_offset: tzinfo, rejected: list[DialLogError] | None
+) -> list[DialAttempt]:
+    path = table.path
     columns = table.map_columns(_DIAL_LOG_COLUMNS)
     missing = [name for name in _DIAL_LOG_REQUIRED if name not in columns]
     if missing:
@@ -137,18 +160,23 @@ def load_dial_log(path: Path, *, assume_offset: tzinfo = DEFAULT_OFFSET) -> list
 
     attempts = []
     for row in table.rows():
-        call_id = row.get(columns, "call_id", str.strip) if "call_id" in columns else ""
-        attempts.append(
-            DialAttempt(
-                call_id=call_id or None,
-                agent_id=row.get(columns, "agent_id", _required_text),
-                customer_id=row.get(columns, "customer_id", _required_text),
-                dialed_number=row.get(columns, "dialed_number", normalize_phone_number),
-                started_at=row.get(columns, "started_at", parse_time),
-                connected=row.get(columns, "connected", _parse_bool),
-                duration_s=row.get(columns, "duration_s", _parse_duration),
+        try:
+            call_id = row.get(columns, "call_id", str.strip) if "call_id" in columns else ""
+            attempts.append(
+                DialAttempt(
+                    call_id=call_id or None,
+                    agent_id=row.get(columns, "agent_id", _required_text),
+                    customer_id=row.get(columns, "customer_id", _required_text),
+                    dialed_number=row.get(columns, "dialed_number", normalize_phone_number),
+                    started_at=row.get(columns, "started_at", parse_time),
+                    connected=row.get(columns, "connected", _parse_bool),
+                    duration_s=row.get(columns, "duration_s", _parse_duration),
+                )
             )
-        )
+        except DialLogError as exc:
+            if rejected is None:
+                raise
+            rejected.append(exc)
     return attempts
 
 
@@ -159,8 +187,18 @@ def load_do_not_call(path: Path) -> list[DoNotCallEntry]:
     optional reason (``reason``, 原因), or plain text with one number per line (``#`` starts
     a comment). Raises :class:`DoNotCallListError` naming the file and line.
     """
-    path = Path(path)
-    table = _Table.read(path, DoNotCallListError, "禁止拨打名单", "do-not-call list")
+    table = _Table.read(Path(path), DoNotCallListError, "禁止拨打名单", "do-not-call list")
+    return _do_not_call_entries(table)
+
+
+def parse_do_not_call(data: bytes, *, name: str) -> list[DoNotCallEntry]:
+    """The numbers of do-not-call list bytes (an upload called ``name``), as above."""
+    table = _Table.parse(data, Path(name), DoNotCallListError, "禁止拨打名单", "do-not-call list")
+    return _do_not_call_entries(table)
+
+
+def _do_not_call_entries(table: _Table) -> list[DoNotCallEntry]:
+    path = table.path
     columns = table.map_columns(_DO_NOT_CALL_COLUMNS)
     if "dialed_number" in columns:
         pairs = [
@@ -330,7 +368,13 @@ class _Table:
     def read(cls, path: Path, error: type[InputError], zh_kind: str, en_kind: str) -> _Table:
         if not path.is_file():
             raise FileNotFound(f"{path}：文件不存在 / {path}: file not found", path=path)
-        data = path.read_bytes()
+        return cls.parse(path.read_bytes(), path, error, zh_kind, en_kind)
+
+    @classmethod
+    def parse(
+        cls, data: bytes, path: Path, error: type[InputError], zh_kind: str, en_kind: str
+    ) -> _Table:
+        """The table in ``data``; ``path`` names it in messages (an upload's file name)."""
         if not data.strip():
             raise error(
                 f"{path}：{zh_kind}文件是空的 / {path}: the {en_kind} file is empty", path=path

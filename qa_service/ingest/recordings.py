@@ -92,23 +92,50 @@ def load_metadata(recording: Path, *, assume_offset: tzinfo = DEFAULT_OFFSET) ->
     sidecar = sidecar_path(recording)
     if not sidecar.is_file():
         return CallMetadata(call_id=recording.stem, recording=recording.name)
-    raw = _read_json(sidecar)
+    return parse_metadata_bytes(
+        sidecar.read_bytes(),
+        source=str(sidecar),
+        recording=recording.name,
+        assume_offset=assume_offset,
+    )
+
+
+def parse_metadata_bytes(
+    data: bytes, *, source: str, recording: str, assume_offset: tzinfo = DEFAULT_OFFSET
+) -> CallMetadata:
+    """Validate sidecar JSON bytes (a file's, or an upload's ``metadata`` field).
+
+    The same rules as :func:`load_metadata`; ``source`` names the input in error messages.
+    """
+    return parse_metadata(
+        _decode_json(data, source), source=source, recording=recording, assume_offset=assume_offset
+    )
+
+
+def parse_metadata(
+    raw: object, *, source: str, recording: str, assume_offset: tzinfo = DEFAULT_OFFSET
+) -> CallMetadata:
+    """Validate decoded sidecar JSON into :class:`CallMetadata`, or raise MetadataError.
+
+    ``recording`` is the file name the metadata belongs to; ``source`` names the input
+    (sidecar path, upload field) in error messages.
+    """
     if not isinstance(raw, dict):
         raise MetadataError(
-            f"{sidecar}：元数据文件应为 JSON 对象（{{...}}） / "
-            f"{sidecar}: the sidecar must hold a JSON object ({{...}})",
-            sidecar=sidecar,
+            f"{source}：元数据文件应为 JSON 对象（{{...}}） / "
+            f"{source}: the sidecar must hold a JSON object ({{...}})",
+            sidecar=source,
         )
     try:
         parsed = _Sidecar.model_validate(raw)
     except ValidationError as exc:
-        raise _metadata_error(sidecar, exc) from exc
+        raise _metadata_error(source, exc) from exc
     started_at = parsed.started_at
     if started_at is not None and started_at.tzinfo is None:
         started_at = started_at.replace(tzinfo=assume_offset)
     return CallMetadata(
         call_id=parsed.call_id,
-        recording=recording.name,
+        recording=recording,
         agent_id=parsed.agent_id,
         customer_id=parsed.customer_id,
         dialed_number=parsed.dialed_number,
@@ -179,10 +206,10 @@ def _reconcile_channels(metadata: CallMetadata, n_channels: int, path: Path) -> 
     return dataclasses.replace(metadata, channels=layout, channel_map=channel_map)
 
 
-def _read_json(sidecar: Path) -> object:
+def _decode_json(data: bytes, sidecar: str) -> object:
     try:
         # utf-8-sig: Windows exporters often start the file with a byte-order mark.
-        text = sidecar.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MetadataError(
             f"{sidecar}：元数据文件不是 UTF-8 编码（第 {exc.start} 字节） / "
@@ -218,7 +245,7 @@ _ZH_HINTS = {
 }
 
 
-def _metadata_error(sidecar: Path, exc: ValidationError) -> MetadataError:
+def _metadata_error(sidecar: str, exc: ValidationError) -> MetadataError:
     problems = exc.errors()
     first = problems[0]
     field = ".".join(str(part) for part in first["loc"])

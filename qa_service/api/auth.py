@@ -1,0 +1,90 @@
+"""Login, logout, the current user and password change.
+
+Login opens a browser session: an HttpOnly, SameSite=Lax cookie (Secure when
+``Settings.cookie_secure``) plus a CSRF token in the response body, which the page sends
+back in ``X-CSRF-Token`` on every state-changing request. While the password must be
+changed (expired, or reset by an administrator) these routes are all the caller may use.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from qa_service.accounts.service import change_password, login
+from qa_service.accounts.sessions import end_session
+from qa_service.api.deps import SESSION_COOKIE, SignedIn, State
+from qa_service.api.schemas import (
+    ErrorResponse,
+    LoginRequest,
+    LoginResponse,
+    MeResponse,
+    PasswordChange,
+    UserOut,
+)
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/login",
+    response_model=LoginResponse,
+    responses={
+        401: {"model": ErrorResponse, "description": "wrong user name or password"},
+        423: {"model": ErrorResponse, "description": "account locked after failed logins"},
+    },
+)
+def post_login(body: LoginRequest, response: Response, state: State) -> LoginResponse:
+    """Check the credentials and start a browser session (cookie + CSRF token)."""
+    settings = state.settings
+    result = login(
+        state.sessions, username=body.username, password=body.password, settings=settings
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.session_token,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return LoginResponse(
+        user=UserOut.from_principal(result.principal), csrf_token=result.csrf_token
+    )
+
+
+@router.post("/logout", status_code=204, responses={401: {"model": ErrorResponse}})
+def post_logout(principal: SignedIn, state: State) -> Response:
+    """End this browser session (a bearer token stays valid: revoke it instead)."""
+    if principal.session_id is not None:
+        with state.sessions.begin() as session:
+            end_session(session, session_id=principal.session_id)
+    response = Response(status_code=204)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=state.settings.cookie_secure
+    )
+    return response
+
+
+@router.get("/me", response_model=MeResponse, responses={401: {"model": ErrorResponse}})
+def get_me(principal: SignedIn) -> MeResponse:
+    """Who is calling, with the role (and whether the password must be changed)."""
+    return MeResponse(user=UserOut.from_principal(principal))
+
+
+@router.post(
+    "/password",
+    status_code=204,
+    responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def post_password(body: PasswordChange, principal: SignedIn, state: State) -> Response:
+    """Change one's own password; other sessions of the account end, this one stays."""
+    with state.sessions.begin() as session:
+        change_password(
+            session,
+            user_id=principal.user_id,
+            old_password=body.current_password,
+            new_password=body.new_password,
+            keep_session_id=principal.session_id,
+            settings=state.settings,
+        )
+    return Response(status_code=204)

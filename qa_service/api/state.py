@@ -1,0 +1,40 @@
+"""What the running app holds: settings, the database, the audio store and the job queue.
+
+Built once by :func:`qa_service.api.app.create_app` and kept on ``app.state``; routes
+reach it through the typed dependencies of :mod:`qa_service.api.deps`, never as globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from qa_service.ingest.store import AudioStore
+from qa_service.settings import Settings
+
+if TYPE_CHECKING:
+    from qa_service.worker.queue import JobQueue
+
+
+@dataclass
+class ServiceState:
+    """The app's long-lived resources (one per process)."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: AudioStore
+    queue: JobQueue
+
+    @property
+    def upload_tmp_dir(self) -> Path:
+        """Where uploads stream to before they are checked and stored (local disk)."""
+        return self.settings.data_dir / "tmp" / "uploads"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.settings.max_upload_mb * 1024 * 1024)

@@ -1,0 +1,181 @@
+"""Helpers shared by the API tests: an app on a throw-away database, users, seeded calls.
+
+The queue is a recording fake (``FakeQueue``): API tests check what would be queued, the
+worker tests check the queue itself, and the end-to-end test runs the real thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from qa_service.accounts.service import create_user
+from qa_service.accounts.sessions import create_api_token
+from qa_service.api.app import build_state, create_app
+from qa_service.api.state import ServiceState
+from qa_service.db.repository import save_analysis
+from qa_service.db.session import migrate
+from qa_service.domain import (
+    CallAnalysis,
+    CallMetadata,
+    CallStatus,
+    Finding,
+    Speaker,
+    Utterance,
+)
+from qa_service.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CST = timezone(timedelta(hours=8))
+# Strong enough for the policy (length, classes, zxcvbn), one per role.
+PASSWORDS = {
+    "admin": "Plum-Kettle-7391!x",
+    "manager": "Quartz-Lily-4822!x",
+    "supervisor": "Maple-Orbit-5513!x",
+    "inspector": "Cobalt-Fern-6604!x",
+    "agent": "Tundra-Wharf-2295!x",
+}
+OWN_TEAM, OTHER_TEAM = "T1", "T2"
+OWN_AGENT, OTHER_AGENT = "A1", "A2"
+
+
+@dataclass
+class FakeQueue:
+    """Records the call ids it is given; every job stays live (nothing runs them)."""
+
+    jobs: list[str] = field(default_factory=list)
+    live: set[str] = field(default_factory=set)
+    up: bool = True
+
+    def enqueue(self, call_id: str) -> bool:
+        if call_id in self.live:
+            return False
+        self.live.add(call_id)
+        self.jobs.append(call_id)
+        return True
+
+    def is_live(self, call_id: str) -> bool:
+        return call_id in self.live
+
+    def discard(self, call_id: str) -> None:
+        self.live.discard(call_id)
+
+    def ping(self) -> None:
+        from qa_service.errors import QueueUnavailable
+
+        if not self.up:
+            raise QueueUnavailable("队列不可用 / queue down")
+
+
+@dataclass
+class Service:
+    app: FastAPI
+    state: ServiceState
+    queue: FakeQueue
+    tokens: dict[str, str] = field(default_factory=dict)
+
+
+def make_service(db_url: str, tmp_path: Path, **settings: object) -> Service:
+    """An app on a migrated ``db_url`` with its audio store and temp files under tmp_path."""
+    config = Settings(
+        DATABASE_URL=db_url,
+        REDIS_URL="",
+        environment="test",
+        data_dir=tmp_path / "var",
+        audio_store=tmp_path / "audio",
+        **settings,
+    )
+    queue = FakeQueue()
+    state = build_state(config, queue=queue)
+    migrate(state.engine)
+    return Service(create_app(config, state=state), state, queue)
+
+
+def add_user(
+    service: Service,
+    username: str,
+    role: str,
+    *,
+    teams: tuple[str, ...] = (),
+    agent_id: str | None = None,
+    must_change_password: bool = False,
+) -> str:
+    """Create an account with the role's password and return an API token for it."""
+    with service.state.sessions.begin() as session:
+        account = create_user(
+            session,
+            username=username,
+            role=role,
+            password=PASSWORDS[role],
+            team_ids=teams,
+            agent_id=agent_id,
+            must_change_password=must_change_password,
+            settings=service.state.settings,
+        )
+        token = create_api_token(session, user_id=account.user_id, name="tests")
+    service.tokens[username] = token
+    return token
+
+
+def add_role_users(service: Service) -> None:
+    """One user per role: supervisor of OWN_TEAM, agent OWN_AGENT (named after the role)."""
+    add_user(service, "admin", "admin")
+    add_user(service, "manager", "manager")
+    add_user(service, "supervisor", "supervisor", teams=(OWN_TEAM,))
+    add_user(service, "inspector", "inspector")
+    add_user(service, "agent", "agent", agent_id=OWN_AGENT)
+
+
+def seed_call(
+    service: Service,
+    call_id: str,
+    *,
+    wav: str = "stereo_8k.wav",
+    agent_id: str = OWN_AGENT,
+    team_id: str = OWN_TEAM,
+    texts: tuple[str, ...] = ("您好，这里是信用卡中心",),
+    started_at: datetime | None = None,
+    score: float = 80.0,
+    rules: tuple[str, ...] = ("P03",),
+) -> str:
+    """Store a fixture recording and an analysed call for it; returns its sha256."""
+    stored = service.state.store.put_file(FIXTURES / wav, ext=".wav")
+    metadata = CallMetadata(
+        call_id=call_id,
+        recording=wav,
+        agent_id=agent_id,
+        team_id=team_id,
+        agency_id="AG1",
+        started_at=started_at or datetime(2026, 11, 6, 14, 32, 18, tzinfo=CST),
+        channels="stereo",
+        has_sidecar=True,
+    )
+    utterances = tuple(
+        Utterance(Speaker.AGENT, float(i), float(i) + 1.0, text, 0) for i, text in enumerate(texts)
+    )
+    findings = tuple(
+        Finding(rule=rule, source="lexicon", confidence=0.9, speaker=Speaker.AGENT, text=texts[0])
+        for rule in rules
+    )
+    analysis = CallAnalysis(
+        call_id=call_id,
+        recording=wav,
+        status=CallStatus.ANALYZED,
+        duration_s=4.0,
+        channels="stereo",
+        sha256=stored.sha256,
+        metadata=metadata,
+        utterances=utterances,
+        findings=findings,
+        score=score,
+    )
+    with service.state.sessions.begin() as session:
+        save_analysis(session, analysis=analysis, source_path=None, versions={})
+    return stored.sha256
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,167 @@
+"""Every route × every role, generated from the app's own route table.
+
+``EXPECTED`` maps each (method, path) the app serves to the status each caller gets. The
+test walks ``app.routes``: a route added without an entry here fails, so nobody ships an
+endpoint whose access was never decided. Routes with a ``{call_id}`` are tried on a call of
+the caller's own team and agent ("own") and on one of another team and agent ("other"):
+a call outside the caller's scope is 404, never 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_support import (
+    OTHER_AGENT,
+    OTHER_TEAM,
+    PASSWORDS,
+    Service,
+    add_role_users,
+    bearer,
+    make_service,
+    seed_call,
+)
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount, Route
+
+CALLERS = ("anonymous", "admin", "manager", "supervisor", "inspector", "agent")
+OWN_CALL, OTHER_CALL = "own-call", "other-call"
+
+# Caller → status; "role:own" / "role:other" refine a call route; "*" is everyone.
+Expectation = dict[str, int]
+EVERYONE_200: Expectation = {"*": 200}
+SIGNED_IN = {"anonymous": 401}
+VIEWERS_ONLY: Expectation = {
+    "anonymous": 401,
+    "admin": 404,  # admins hold the keys but read no calls: still 404, not 403
+    "manager": 200,
+    "supervisor:own": 200,
+    "supervisor:other": 404,
+    "inspector": 200,
+    "agent:own": 200,
+    "agent:other": 404,
+}
+UPLOADERS: Expectation = {  # an empty body: 422 proves the caller got past access control
+    "anonymous": 401,
+    "admin": 422,
+    "manager": 403,
+    "supervisor": 403,
+    "inspector": 422,
+    "agent": 403,
+}
+JOB_MANAGERS: Expectation = {
+    "anonymous": 401,
+    "admin": 200,
+    "manager": 403,
+    "supervisor": 403,
+    "inspector": 403,
+    "agent": 403,
+}
+
+EXPECTED: dict[tuple[str, str], Expectation] = {
+    ("GET", "/healthz"): EVERYONE_200,
+    ("GET", "/readyz"): EVERYONE_200,
+    ("GET", "/openapi.json"): EVERYONE_200,
+    ("GET", "/docs"): EVERYONE_200,
+    ("GET", "/static/swagger-ui/{path}"): EVERYONE_200,
+    ("POST", "/api/v1/auth/login"): {"*": 401},  # unknown user, whoever asks
+    ("POST", "/api/v1/auth/logout"): {**SIGNED_IN, "*": 204},
+    ("GET", "/api/v1/auth/me"): {**SIGNED_IN, "*": 200},
+    ("POST", "/api/v1/auth/password"): {**SIGNED_IN, "*": 422},  # too weak a new password
+    ("POST", "/api/v1/recordings"): UPLOADERS,
+    ("POST", "/api/v1/dial-log"): UPLOADERS,
+    ("POST", "/api/v1/do-not-call"): UPLOADERS,
+    ("GET", "/api/v1/calls"): {
+        "anonymous": 401,
+        "admin": 403,
+        "manager": 200,
+        "supervisor": 200,
+        "inspector": 200,
+        "agent": 200,
+    },
+    ("GET", "/api/v1/calls/{call_id}"): VIEWERS_ONLY,
+    ("GET", "/api/v1/calls/{call_id}/audio"): VIEWERS_ONLY,
+    ("GET", "/api/v1/jobs/failed"): JOB_MANAGERS,
+    # The seeded calls are analysed, not failed: the admin gets past access to a 409.
+    ("POST", "/api/v1/jobs/failed/{call_id}/requeue"): {**JOB_MANAGERS, "admin": 409},
+}
+
+
+def _request_kwargs(method: str, path: str, caller: str) -> dict[str, Any]:
+    if path == "/api/v1/auth/login":
+        return {"json": {"username": "nobody-here", "password": "Wrong-Pass-1234!"}}
+    if path == "/api/v1/auth/password":
+        return {"json": {"current_password": PASSWORDS.get(caller, "x"), "new_password": "abc"}}
+    if method == "POST":
+        return {"content": b""}
+    return {}
+
+
+def _served_routes(service: Service) -> set[tuple[str, str]]:
+    """(method, path) of every route, included routers flattened (FastAPI keeps them
+    lazily as included-router entries in ``app.routes``)."""
+    found: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(service.app.routes):
+        route = context.original_route
+        if isinstance(route, Mount):
+            found.add(("GET", f"{route.path}/{{path}}"))
+        elif isinstance(route, APIRoute | Route):
+            for method in context.methods or ():
+                if method != "HEAD":
+                    found.add((method, str(context.path)))
+        else:  # pragma: no cover - a new kind of route needs a decision here
+            raise AssertionError(f"unknown route type {route!r}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    tmp: Path = tmp_path_factory.mktemp("access")
+    service = make_service(f"sqlite:///{tmp / 'qa.sqlite3'}", tmp)
+    add_role_users(service)
+    seed_call(service, OWN_CALL)
+    seed_call(service, OTHER_CALL, wav="mono_8k.wav", agent_id=OTHER_AGENT, team_id=OTHER_TEAM)
+    yield service
+    service.state.engine.dispose()
+
+
+def test_every_route_has_an_access_entry(service: Service) -> None:
+    served = _served_routes(service)
+    missing = sorted(served - EXPECTED.keys())
+    stale = sorted(EXPECTED.keys() - served)
+    assert not missing, f"routes without an access entry in EXPECTED: {missing}"
+    assert not stale, f"EXPECTED names routes the app does not serve: {stale}"
+
+
+def _expected(table: Expectation, caller: str, target: str | None) -> int:
+    role = caller
+    for key in (f"{role}:{target}", role, "*"):
+        if key in table:
+            return table[key]
+    raise AssertionError(f"no expectation for {caller} ({target})")
+
+
+def _cases() -> Iterator[tuple[str, str, str, str | None]]:
+    for (method, path), _table in EXPECTED.items():
+        targets: tuple[str | None, ...] = ("own", "other") if "{call_id}" in path else (None,)
+        for caller in CALLERS:
+            for target in targets:
+                yield method, path, caller, target
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "target"), list(_cases()))
+def test_access(service: Service, method: str, path: str, caller: str, target: str | None) -> None:
+    url = path.replace("{path}", "swagger-ui.css")
+    if target is not None:
+        url = url.replace("{call_id}", OWN_CALL if target == "own" else OTHER_CALL)
+    headers = bearer(service.tokens[caller]) if caller != "anonymous" else {}
+    client = TestClient(service.app)
+    response = client.request(method, url, headers=headers, **_request_kwargs(method, path, caller))
+    expected = _expected(EXPECTED[(method, path)], caller, target)
+    assert response.status_code == expected, (method, url, caller, response.text[:300])
+    if response.status_code >= 400:
+        assert set(response.json()["error"]) >= {"code", "message"}
