@@ -159,3 +159,15 @@ class CsrfRejected(PermissionDenied):
     """A state-changing browser request without its session's CSRF token."""
 
     code = "csrf_failed"
+
+
+class UserNotFound(QAServiceError):
+    """No account has this id or user name."""
+
+    code = "user_not_found"
+
+
+class RosterError(InputError):
+    """An agent roster file cannot be read at all (bad rows are reported, not raised)."""
+
+    code = "invalid_roster"

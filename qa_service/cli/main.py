@@ -307,6 +307,11 @@ from qa_service.cli.reports import register as _register_reports  # noqa: E402
 
 _register_reports(app)
 
+# user, token, roster: accounts (qa_service.accounts).
+from qa_service.cli.accounts import register as _register_accounts  # noqa: E402
+
+_register_accounts(app)
+
 # serve: the API under uvicorn (qa_service.api).
 from qa_service.cli.serve import register as _register_serve  # noqa: E402
 

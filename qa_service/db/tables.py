@@ -306,3 +306,111 @@ class CallScoreRow(Base):
     is_current: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- accounts (0003): users, teams, sessions, API tokens, the agent roster ----------------
+
+ROLE_VALUES = ("admin", "manager", "supervisor", "inspector", "agent")
+SESSION_END_REASONS = ("logout", "idle", "disabled", "password", "reset")
+
+
+class UserRow(Base):
+    """One person (or machine client) who may log in; never deleted, only disabled."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLE_VALUES), name="role"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # Normalised (NFKC, lower case) by the accounts service, so 'ZhangSan' is 'zhangsan'.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    # The roster's agent id for role 'agent': the calls that agent may see.
+    agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime]
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    teams: Mapped[list[UserTeamRow]] = relationship(
+        order_by="UserTeamRow.team_id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class UserTeamRow(Base):
+    """A team a supervisor (or anyone) belongs to; a supervisor sees its teams' calls."""
+
+    __tablename__ = "user_teams"
+
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    team_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class PasswordHistoryRow(Base):
+    """The hash of a password an account has had (the current one included), for reuse checks."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthSessionRow(Base):
+    """A browser session: only hashes of its cookie token and CSRF token are stored."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (CheckConstraint(_in("end_reason", SESSION_END_REASONS), name="end_reason"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+
+
+class ApiTokenRow(Base):
+    """A bearer token for a machine client, acting as its user; stored as a SHA-256 hash."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters of the token, shown in lists so people can tell tokens apart.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AgentRow(Base):
+    """One agent of the roster: the team and agency its calls are counted under."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
