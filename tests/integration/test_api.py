@@ -107,6 +107,11 @@ def test_upload_then_same_bytes_again(service: Service, client: TestClient) -> N
     assert len(_files_under(service.state.store.root)) == 1
     assert _files_under(service.state.upload_tmp_dir) == []
 
+    detail = client.get("/api/v1/calls/dev-001", headers=bearer(token)).json()
+    assert detail["status"] == "queued" and detail["agent_id"] == "A765"
+    listed = client.get("/api/v1/calls", params={"status": "queued"}, headers=bearer(token))
+    assert [item["call_id"] for item in listed.json()["items"]] == ["dev-001"]
+
 
 def test_upload_without_metadata_gets_an_id(service: Service, client: TestClient) -> None:
     response = _upload(client, service.tokens["admin"], MONO)
