@@ -19,7 +19,13 @@ class Speaker(StrEnum):
 
 
 class CallStatus(StrEnum):
+    """Where a call stands. The CLI gives ``analyzed`` or ``error`` at once; an upload goes
+    ``queued`` → ``analyzing`` → ``analyzed`` | ``failed`` through the job queue."""
+
+    QUEUED = "queued"
+    ANALYZING = "analyzing"
     ANALYZED = "analyzed"
+    FAILED = "failed"
     ERROR = "error"
 
 

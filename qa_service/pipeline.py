@@ -85,8 +85,18 @@ class Analyzer:
     def model_name(self) -> str:
         return self.transcriber.model_name
 
-    def analyze(self, path: Path, context: ContextProvider = _no_context) -> CallAnalysis:
-        """Analyse one recording. Never raises for bad input: returns an error analysis."""
+    def analyze(
+        self,
+        path: Path,
+        context: ContextProvider = _no_context,
+        *,
+        metadata: CallMetadata | None = None,
+    ) -> CallAnalysis:
+        """Analyse one recording. Never raises for bad input: returns an error analysis.
+
+        ``metadata`` replaces the sidecar (an upload's metadata, kept in the database while
+        the recording sits in the content-addressed audio store, where no sidecar lives).
+        """
         timer = _Timer()
         try:
             call: IngestedCall = timer.run(
@@ -97,7 +107,12 @@ class Analyzer:
                 assume_offset=self.settings.local_tz,
             )
         except QAServiceError as exc:
-            return _error_analysis(path, exc, timer)
+            error = _error_analysis(path, exc, timer)
+            if metadata is not None:
+                error = replace(error, call_id=metadata.call_id, recording=metadata.recording)
+            return error
+        if metadata is not None:
+            call = replace(call, metadata=_given_metadata(metadata, call))
         try:
             transcript: Transcript = timer.run("transcribe", self.transcriber.transcribe, call)
             findings = timer.run("scan", self.scan, call, transcript, context(call.metadata))
@@ -222,6 +237,16 @@ def build_detector(settings: Settings, cpu_threads: int) -> Detector:
         similarity = SimilarityIndex(lexicon.examples, lexicon.counter_examples, encoder)
         semantic = SemanticScorer(encoder, EncoderHead.load(settings.encoder_head_dir), similarity)
     return Detector(LexiconMatcher(lexicon), classifier, conduct, FusionParams(), semantic)
+
+
+def _given_metadata(metadata: CallMetadata, call: IngestedCall) -> CallMetadata:
+    # As ingest reconciles a sidecar: the file's layout wins, and a stereo file without a
+    # channel map keeps the conventional one ingest has already applied.
+    if call.layout == "mono":
+        return replace(metadata, channels="mono", channel_map=None)
+    return replace(
+        metadata, channels="stereo", channel_map=metadata.channel_map or call.metadata.channel_map
+    )
 
 
 def finding_order(f: Finding) -> tuple[float, str]:

@@ -317,5 +317,10 @@ from qa_service.cli.serve import register as _register_serve  # noqa: E402
 
 _register_serve(app)
 
+# worker, queue sweep | failed | retry: the job queue (qa_service.worker).
+from qa_service.cli.worker import register as _register_worker  # noqa: E402
+
+_register_worker(app)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -80,7 +80,7 @@ def _call_from_row(
     row: CallRow, *, with_utterances: bool, run: AnalysisRunRow | None = None
 ) -> CallAnalysis:
     error: dict[str, object] | None = None
-    if row.status == CallStatus.ERROR.value:
+    if row.status in (CallStatus.ERROR.value, CallStatus.FAILED.value):
         # The run keeps the whole error (context included); the call row keeps its gist.
         if run is not None and run.error:
             error = dict(run.error)
@@ -132,6 +132,24 @@ def _claim_call_row(session: Session, analysis: CallAnalysis, sha256: str) -> Ca
     return row
 
 
+def _queued_row(session: Session, call_pk: int, analysis: CallAnalysis, sha256: str) -> CallRow:
+    row = session.get(CallRow, call_pk)
+    if row is None:
+        raise CallNotFound(
+            f"找不到通话（内部编号 {call_pk}） / call row {call_pk} not found",
+            call_id=analysis.call_id,
+        )
+    if row.sha256 != sha256:
+        raise StorageError(
+            f"分析的录音（sha256 {sha256}）与通话 {row.call_id} 的录音不同 / the analysed "
+            f"recording (sha256 {sha256}) is not call {row.call_id}'s",
+            call_id=row.call_id,
+            stored_sha256=row.sha256,
+            new_sha256=sha256,
+        )
+    return row
+
+
 def save_analysis(
     session: Session,
     *,
@@ -139,6 +157,7 @@ def save_analysis(
     source_path: str | None,
     versions: dict[str, str],
     started_at: datetime | None = None,
+    call_pk: int | None = None,
 ) -> int | None:
     """Store an analysis and return the call's row id; idempotent per recording (sha256).
 
@@ -148,6 +167,9 @@ def save_analysis(
     and None is returned. ``started_at`` defaults to now minus the summed stage timings.
     An analysis carrying ``score_detail`` also appends that score to the call's score
     history (``call_scores``) as the current one; see :mod:`qa_service.db.scores`.
+
+    ``call_pk`` names the row to update (a queued upload being analysed by a job): the
+    analysis then lands on that call whatever its call id, and must be of the same bytes.
     """
     if analysis.sha256 is None:
         if analysis.status == CallStatus.ERROR:
@@ -164,7 +186,10 @@ def save_analysis(
         aware(analysis.metadata.started_at, "metadata.started_at")
 
     with storage_errors("save_analysis", call_id=analysis.call_id):
-        row = _claim_call_row(session, analysis, analysis.sha256)
+        if call_pk is not None:
+            row = _queued_row(session, call_pk, analysis, analysis.sha256)
+        else:
+            row = _claim_call_row(session, analysis, analysis.sha256)
         _apply_analysis(row, analysis, source_path)
         # Explicit, so a re-analysis that changes nothing still shows when it last ran.
         row.updated_at = finished_at

@@ -164,13 +164,34 @@ def migrate(target: Engine | str | URL) -> None:
     engine = target if isinstance(target, Engine) else make_engine(target)
     config = alembic_config()
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
-                )
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch migrations rebuild a table (copy, DROP, rename); with foreign keys on,
+                # the DROP would cascade into every child row. SQLite's documented procedure
+                # for schema changes: foreign keys off (only possible outside a transaction),
+                # change, then foreign_key_check before committing.
+                _sqlite_foreign_keys(connection, on=False)
+            try:
+                with connection.begin():
+                    if connection.dialect.name == "postgresql":
+                        connection.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"),
+                            {"key": _MIGRATION_LOCK_KEY},
+                        )
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise StorageError(
+                                f"迁移后外键不一致 / foreign keys broken by a migration: "
+                                f"{broken[:5]}",
+                                url=_redacted(engine.url),
+                            )
+            finally:
+                if sqlite:
+                    _sqlite_foreign_keys(connection, on=True)
     except SQLAlchemyError as exc:
         raise StorageError(
             f"数据库不可用或迁移失败 / database unreachable or migration failed: {exc}",
@@ -179,6 +200,14 @@ def migrate(target: Engine | str | URL) -> None:
     finally:
         if engine is not target:
             engine.dispose()
+
+
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    # On the driver connection: a statement through SQLAlchemy would begin a transaction
+    # first (see _configure_sqlite), and the pragma is a no-op inside one.
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def head_revision() -> str:

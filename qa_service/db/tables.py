@@ -54,7 +54,10 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 # re-sort the keys, so they use PostgreSQL's order-preserving ``json`` type.
 OrderedJSON = JSON()
 
-STATUS_VALUES = ("analyzed", "error")
+# Calls: the CLI stores ``analyzed`` or ``error``; uploads go queued → analyzing → analyzed |
+# failed (since 0004). An analysis run itself only ever ends analyzed or error.
+STATUS_VALUES = ("queued", "analyzing", "analyzed", "failed", "error")
+RUN_STATUSES = ("analyzed", "error")
 CHANNEL_LAYOUTS = ("stereo", "mono")
 SPEAKER_VALUES = ("agent", "customer", "unknown")
 REVIEW_STATUSES = ("pending", "confirmed", "dismissed")
@@ -133,7 +136,7 @@ class CallRow(Base):
     started_at: Mapped[datetime | None] = mapped_column(index=True)
     duration_s: Mapped[float | None] = mapped_column(Float)
     channels: Mapped[str | None] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
     score: Mapped[float | None] = mapped_column(Float)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -146,6 +149,17 @@ class CallRow(Base):
     rubric_version: Mapped[str | None] = mapped_column(String(32))
     team_id: Mapped[str | None] = mapped_column(String(64), index=True)
     agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Since 0004, the job queue's bookkeeping: the database is the record of every call's
+    # progress, Redis only carries the jobs (see qa_service.worker).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    queued_at: Mapped[datetime | None]
+    analysis_started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    # The recording's extension in the audio store (None: not in the store, e.g. a CLI run).
+    audio_ext: Mapped[str | None] = mapped_column(String(16))
+    uploaded_by: Mapped[str | None] = mapped_column(String(128))
 
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="call",
@@ -223,7 +237,7 @@ class AnalysisRunRow(Base):
     """One execution of the pipeline on a call: kept for every run, so failures stay visible."""
 
     __tablename__ = "analysis_runs"
-    __table_args__ = (CheckConstraint(_in("status", STATUS_VALUES), name="status"),)
+    __table_args__ = (CheckConstraint(_in("status", RUN_STATUSES), name="status"),)
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     call_id: Mapped[int] = mapped_column(

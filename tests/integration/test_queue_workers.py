@@ -1,0 +1,287 @@
+"""Real ``qa-service worker`` processes on real Redis and PostgreSQL with the real model.
+
+Nothing is lost: a worker SIGKILLed while it transcribes, a Redis flush while calls wait,
+ten simultaneous uploads of one recording. Recordings are copies of the committed 4-s mono
+fixture, each with one sample changed so that every one has its own SHA-256 (Whisper's cost
+per call is mostly its fixed 30-s window, so shorter cuts would not be faster).
+
+Redis: its own database number (``QA_TEST_REDIS_URL``, default db 11), flushed before and
+after each test; nothing else on that server is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from qa_service.db import make_engine, make_session_factory, migrate
+from qa_service.db import queue as calls
+from qa_service.db.tables import AnalysisRunRow, CallRow
+from qa_service.domain import CallStatus
+from qa_service.ingest.store import AudioStore
+from qa_service.settings import Settings
+from qa_service.worker.queue import RqJobQueue
+from qa_service.worker.submit import Submission, submit_recording
+from qa_service.worker.sweep import sweep
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REDIS_URL = os.environ.get("QA_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+ROOT = Path(__file__).resolve().parents[2]
+MONO_WAV = ROOT / "tests" / "fixtures" / "mono_8k.wav"
+CLIP_S = 4.0  # the whole fixture (dev-045 12–16 s)
+
+
+def make_recordings(out_dir: Path, n: int) -> list[Path]:
+    """``n`` distinct short WAVs from the mono fixture (the last sample differs in each)."""
+    with wave.open(str(MONO_WAV), "rb") as src:
+        params = src.getparams()
+        frames = bytearray(src.readframes(int(params.framerate * CLIP_S)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        data = bytearray(frames)
+        data[-2:] = (i + 1).to_bytes(2, "little", signed=True)  # the last sample differs
+        path = out_dir / f"call-{i:03d}.wav"
+        with wave.open(str(path), "wb") as dst:
+            dst.setparams(params)
+            dst.writeframes(bytes(data))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def service(postgres_url: str, tmp_path: Path) -> Iterator[Service]:
+    from redis import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        redis.ping()
+    except Exception as exc:  # a missing server fails the test, never skips it
+        pytest.fail(f"Redis is required for integration tests ({REDIS_URL}): {exc}")
+    redis.flushdb()
+    svc = Service(postgres_url, tmp_path)
+    try:
+        yield svc
+    finally:
+        svc.close()
+        redis.flushdb()
+        redis.close()
+
+
+class Service:
+    """One shared database schema, Redis queue and audio store, and the workers on them."""
+
+    def __init__(self, database_url: str, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.settings = Settings(
+            database_url=database_url,
+            redis_url=REDIS_URL,
+            queue_name=f"qa-test-{uuid.uuid4().hex[:8]}",
+            data_dir=tmp_path / "var",
+            audio_store=tmp_path / "audio",
+            stale_analysis_s=30,
+            sweep_interval_s=5,
+            job_retry_backoff_s=[1],
+        )
+        self.engine: Engine = make_engine(database_url)
+        migrate(self.engine)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.store = AudioStore(self.settings.resolved_audio_store)
+        self.queue = RqJobQueue.from_settings(self.settings)
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.settings.database_url,
+            REDIS_URL=REDIS_URL,
+            QA_QUEUE_NAME=self.settings.queue_name,
+            QA_DATA_DIR=str(self.settings.data_dir),
+            QA_AUDIO_STORE=str(self.settings.resolved_audio_store),
+            QA_STALE_ANALYSIS_S=str(self.settings.stale_analysis_s),
+            QA_SWEEP_INTERVAL_S=str(self.settings.sweep_interval_s),
+            QA_JOB_RETRY_BACKOFF_S="[1]",
+            # Two workers share two cores: one thread each, greedy decoding. This tests the
+            # queue, not recognition accuracy.
+            QA_CPU_THREADS="1",
+            QA_BEAM_SIZE="1",
+        )
+        return env
+
+    def start_worker(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.tmp_path / f"worker-{len(self.workers)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qa_service.cli", "worker", *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: rq's scheduler is a forked child that outlives a
+            # SIGKILLed parent, and teardown must end it too.
+            start_new_session=True,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name} ---\n" + p.read_text(errors="replace")[-3000:]
+            for p in sorted(self.tmp_path.glob("worker-*.log"))
+        )
+
+    def submit(self, path: Path) -> Submission:
+        """The upload: store the bytes, record the call, queue it (the API does the same)."""
+        stored = self.store.put_file(path, ext=path.suffix)
+        return submit_recording(
+            self.sessions,
+            stored=stored,
+            filename=path.name,
+            metadata=None,
+            uploaded_by="integration-test",
+            queue=self.queue,
+        )
+
+    def statuses(self) -> dict[str, int]:
+        with self.sessions() as session:
+            return calls.count_by_status(session)
+
+    def count(self, table: type) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(table)) or 0
+
+    def wait_for(self, what: str, done: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if done():
+                return
+            for proc in self.workers:
+                if proc.poll() not in (None, -signal.SIGKILL, 0):
+                    pytest.fail(f"a worker exited with {proc.returncode}\n{self.logs()}")
+            time.sleep(0.5)
+        pytest.fail(f"timed out waiting for {what}: {self.statuses()}\n{self.logs()}")
+
+    def close(self) -> None:
+        for proc in self.workers:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=30)
+        self.queue.close()
+        self.engine.dispose()
+
+
+def _busy_call(svc: Service, pid: int) -> str | None:
+    """The call worker ``pid`` is analysing right now (its job started and claimed it)."""
+    from rq import Worker
+
+    for worker in Worker.all(queue=svc.queue.rq_queue):
+        if worker.pid != pid:
+            continue
+        job_id = worker.get_current_job_id()
+        if job_id is None:
+            return None
+        with svc.sessions() as session:
+            for call in calls.calls_with_status(session, statuses=(CallStatus.ANALYZING,)):
+                if call.job_id == job_id:
+                    return call.call_id
+    return None
+
+
+def test_two_workers_one_killed_mid_call_lose_nothing(service: Service, tmp_path: Path) -> None:
+    recordings = make_recordings(tmp_path / "calls", 30)
+    submitted = [service.submit(path) for path in recordings]
+    assert all(s.created for s in submitted)
+    first = service.start_worker()
+    service.start_worker()
+
+    victim: list[str] = []
+
+    def first_is_transcribing() -> bool:
+        busy = _busy_call(service, first.pid)
+        if busy is not None:
+            victim.append(busy)
+        return busy is not None
+
+    service.wait_for("worker 1 to start a call", first_is_transcribing, timeout_s=180)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+
+    service.wait_for(
+        "every call analysed",
+        lambda: service.statuses() == {CallStatus.ANALYZED.value: 30},
+        timeout_s=300,
+    )
+    assert service.count(CallRow) == 30  # one call per recording
+    with service.sessions() as session:
+        killed = calls.get_queued_call(session, call_id=victim[0])
+        runs_per_call = session.execute(
+            select(AnalysisRunRow.call_id, func.count()).group_by(AnalysisRunRow.call_id)
+        ).all()
+    assert killed.status is CallStatus.ANALYZED
+    assert killed.attempts == 2  # the killed attempt, then the one the sweep queued
+    assert "心跳" in (killed.last_error or "")  # why it was queued again is on record
+    assert len(runs_per_call) == 30 and all(n == 1 for _, n in runs_per_call)
+
+
+def test_redis_flush_while_calls_wait_loses_nothing(service: Service, tmp_path: Path) -> None:
+    for path in make_recordings(tmp_path / "calls", 10):
+        service.submit(path)
+    assert service.queue.rq_queue.count == 10
+
+    service.queue.redis.flushdb()  # our own database number only
+    assert service.queue.rq_queue.count == 0
+
+    report = sweep(service.sessions, service.queue, settings=service.settings)
+    assert len(report.requeued) == 10
+    assert service.queue.rq_queue.count == 10
+
+    worker = service.start_worker("--burst")
+    assert worker.wait(timeout=240) == 0, service.logs()
+    assert service.statuses() == {CallStatus.ANALYZED.value: 10}
+    assert service.count(AnalysisRunRow) == 10
+
+
+def test_same_recording_uploaded_ten_times_at_once_is_one_call_one_analysis(
+    service: Service, tmp_path: Path
+) -> None:
+    (path,) = make_recordings(tmp_path / "calls", 1)
+    barrier = threading.Barrier(10)
+    results: list[Submission] = []
+    errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            barrier.wait()
+            results.append(service.submit(path))
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(r.created for r in results) == 1
+    assert len({r.call_id for r in results}) == 1
+    assert service.queue.rq_queue.count == 1  # one job
+
+    worker = service.start_worker("--burst")
+    assert worker.wait(timeout=180) == 0, service.logs()
+    assert service.count(CallRow) == 1
+    assert service.count(AnalysisRunRow) == 1
+    assert service.statuses() == {CallStatus.ANALYZED.value: 1}
