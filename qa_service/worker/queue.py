@@ -148,10 +148,7 @@ class RqJobQueue:
         from rq.job import Job, JobStatus
 
         try:
-            try:
-                job = Job.fetch(job_id_for(call_id), connection=self.redis)
-            except NoSuchJobError:
-                return False
+            job = Job.fetch(job_id_for(call_id), connection=self.redis)
             status = job.get_status(refresh=False)
             now = datetime.now(UTC)
             if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
@@ -167,6 +164,8 @@ class RqJobQueue:
                 return started is not None and _aware(started) > now - timedelta(
                     seconds=self.stale_started_s
                 )
+            return False
+        except NoSuchJobError:  # no job, or a registry entry gone with it
             return False
         except RedisError as exc:
             raise _unavailable(exc, self.redis_url) from exc
@@ -211,8 +210,10 @@ class InProcessJobQueue:
         *,
         backoff_s: Sequence[int] = (10, 60, 300),
         name: str = "qa-analysis-inprocess",
+        warmup: Callable[[], object] | None = None,
     ) -> None:
         self._job = job
+        self._warmup = warmup
         self.backoff_s = list(backoff_s)
         self.name = name
         self._pending: stdlib_queue.Queue[str | None] = stdlib_queue.Queue()
@@ -225,7 +226,22 @@ class InProcessJobQueue:
 
     @classmethod
     def from_settings(cls, settings: Settings, job: JobFunction | None = None) -> InProcessJobQueue:
-        return cls(job, backoff_s=settings.job_retry_backoff_s)
+        """The job on a runtime built from ``settings``; the models load in the worker
+        thread as soon as it starts (not in the request path, not at import)."""
+        if job is not None:
+            return cls(job, backoff_s=settings.job_retry_backoff_s)
+
+        def warmup() -> object:
+            from qa_service.worker.jobs import start_runtime
+
+            return start_runtime(settings)
+
+        def run(call_id: str) -> object:
+            from qa_service.worker.jobs import run_analysis, start_runtime
+
+            return run_analysis(start_runtime(settings), call_id)
+
+        return cls(run, backoff_s=settings.job_retry_backoff_s, warmup=warmup)
 
     def start(self) -> None:
         """Start the worker thread (idempotent)."""
@@ -286,6 +302,11 @@ class InProcessJobQueue:
         return self._job
 
     def _run(self) -> None:
+        if self._warmup is not None:
+            try:
+                self._warmup()
+            except Exception:  # each job will meet (and log) the same error; keep serving
+                logger.exception("in-process worker: loading the models failed")
         while not self._stopping.is_set():
             call_id = self._pending.get()
             if call_id is None:

@@ -285,3 +285,50 @@ def test_same_recording_uploaded_ten_times_at_once_is_one_call_one_analysis(
     assert service.count(CallRow) == 1
     assert service.count(AnalysisRunRow) == 1
     assert service.statuses() == {CallStatus.ANALYZED.value: 1}
+
+
+def test_rq_queue_holds_one_job_per_call_and_forgets_dead_ones(service: Service) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    queue = service.queue
+    assert queue.enqueue("C-1") is True
+    assert queue.enqueue("C-1") is False  # live: not queued twice
+    assert queue.rq_queue.count == 1 and queue.is_live("C-1")
+
+    job = queue.rq_queue.fetch_job("analyze-C-1")
+    assert job is not None
+    # A retry scheduled long ago with no scheduler to run it (burst workers gone) is dead.
+    queue.rq_queue.remove(job)
+    queue.rq_queue.scheduled_job_registry.schedule(job, datetime.now(UTC) - timedelta(hours=1))
+    job.set_status("scheduled")
+    assert not queue.is_live("C-1")
+    assert queue.enqueue("C-1") is True
+    assert queue.rq_queue.count == 1
+
+    queue.discard("C-1")
+    assert not queue.is_live("C-1") and queue.rq_queue.count == 0
+
+
+def test_rq_retries_a_failed_attempt_after_its_backoff(service: Service, tmp_path: Path) -> None:
+    """The job's RetryAnalysis becomes rq's retry with backoff (no model: a fake analyser)."""
+    from queue_fakes import FakeAnalyzer
+    from rq import SimpleWorker
+
+    from qa_service.worker import jobs
+
+    jobs.start_runtime(service.settings, analyzer=FakeAnalyzer(fail_times=1))
+    try:
+        (path,) = make_recordings(tmp_path / "calls", 1)
+        sub = service.submit(path)
+        worker = SimpleWorker([service.queue.rq_queue], connection=service.queue.redis)
+        worker.work(burst=True, with_scheduler=True)
+        with service.sessions() as session:
+            call = calls.get_queued_call(session, call_id=sub.call_id)
+        assert call.status is CallStatus.QUEUED and call.attempts == 1
+        assert service.queue.is_live(sub.call_id)  # scheduled for its retry
+        time.sleep(1.5)  # job_retry_backoff_s = [1]
+        worker = SimpleWorker([service.queue.rq_queue], connection=service.queue.redis)
+        worker.work(burst=True, with_scheduler=True)
+        assert service.statuses() == {CallStatus.ANALYZED.value: 1}
+    finally:
+        jobs.stop_runtime()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
+from queue_fakes import FakeAnalyzer, RecordingQueue
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,15 +21,10 @@ from qa_service.db import queue as calls
 from qa_service.db.session import alembic_config
 from qa_service.db.tables import AnalysisRunRow, CallRow, UtteranceRow, utcnow
 from qa_service.domain import (
-    CallAnalysis,
     CallMetadata,
     CallStatus,
-    Speaker,
-    StageTiming,
-    Utterance,
 )
 from qa_service.errors import Conflict
-from qa_service.ingest.recordings import sha256_file
 from qa_service.ingest.store import AudioStore, StoredAudio
 from qa_service.settings import Settings
 from qa_service.worker.jobs import WorkerRuntime, run_analysis
@@ -42,71 +37,6 @@ from qa_service.worker.submit import (
     submit_recording,
 )
 from qa_service.worker.sweep import sweep
-
-
-@dataclass
-class FakeAnalyzer:
-    """Stands in for the Analyzer: fails ``fail_times`` times, or answers like bad input."""
-
-    fail_times: int = 0
-    bad_input: bool = False
-    calls: list[str] = field(default_factory=list)
-
-    def analyze(self, path, context, *, metadata=None) -> CallAnalysis:  # type: ignore[no-untyped-def]
-        assert metadata is not None
-        context(metadata)  # the dial-log context is read through the database
-        self.calls.append(metadata.call_id)
-        if len(self.calls) <= self.fail_times:
-            raise RuntimeError("CUDA out of memory (simulated)")
-        sha, _ = sha256_file(path)
-        if self.bad_input:
-            return CallAnalysis(
-                call_id=metadata.call_id,
-                recording=metadata.recording,
-                status=CallStatus.ERROR,
-                sha256=sha,
-                error={"code": "audio_decode_error", "message": "音频已损坏 / damaged audio"},
-            )
-        return CallAnalysis(
-            call_id=metadata.call_id,
-            recording=metadata.recording,
-            status=CallStatus.ANALYZED,
-            duration_s=3.0,
-            channels="mono",
-            sha256=sha,
-            metadata=metadata,
-            utterances=(Utterance(Speaker.UNKNOWN, 0.0, 1.5, "您好，这里是信用卡中心"),),
-            timings=(StageTiming("ingest", 0.01), StageTiming("transcribe", 0.5)),
-            model_name="fake",
-        )
-
-
-class RecordingQueue:
-    """A queue that only records what it was asked (the sweep's and submit's side)."""
-
-    def __init__(self) -> None:
-        self.live: set[str] = set()
-        self.enqueued: list[str] = []
-        self.discarded: list[str] = []
-        self._lock = threading.Lock()
-
-    def enqueue(self, call_id: str) -> bool:
-        with self._lock:
-            if call_id in self.live:
-                return False
-            self.live.add(call_id)
-            self.enqueued.append(call_id)
-            return True
-
-    def is_live(self, call_id: str) -> bool:
-        return call_id in self.live
-
-    def discard(self, call_id: str) -> None:
-        self.live.discard(call_id)
-        self.discarded.append(call_id)
-
-    def ping(self) -> None:
-        pass
 
 
 @pytest.fixture
@@ -436,3 +366,38 @@ def test_upgrade_to_the_queue_schema_keeps_existing_transcripts(tmp_path: Path) 
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_in_process_queue_from_settings_loads_the_runtime_once_at_start(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qa_service.worker import jobs
+
+    rt = _runtime(settings, engine, FakeAnalyzer())
+    built: list[Settings] = []
+
+    def fake_start_runtime(given: Settings | None = None, **_: object) -> WorkerRuntime:
+        built.append(given)  # type: ignore[arg-type]
+        return rt
+
+    monkeypatch.setattr(jobs, "start_runtime", fake_start_runtime)
+    queue = InProcessJobQueue.from_settings(settings)
+    queue.start()
+    try:
+        sub = submit_recording(
+            sessions,
+            stored=_store(settings),
+            filename="a.wav",
+            metadata=None,
+            uploaded_by=None,
+            queue=queue,
+        )
+        assert queue.wait_idle(timeout=20)
+    finally:
+        queue.stop()
+    assert built and all(b is settings for b in built)  # serve's settings, not a re-read
+    with sessions() as session:
+        assert calls.get_queued_call(session, call_id=sub.call_id).status is CallStatus.ANALYZED
