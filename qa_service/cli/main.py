@@ -238,22 +238,6 @@ def evaluate_text(
         typer.echo(format_text_report(report))
 
 
-@app.command()
-def demo() -> None:
-    """演示：分析仓库自带的样例通话并打印中文摘要 / analyse the bundled sample calls."""
-    settings = get_settings()
-    samples = settings.samples_dir
-    cdr = samples / "cdr.csv"
-    typer.secho(f"样例通话目录：{samples}；数据库：{settings.resolved_database_url}", err=True)
-    try:
-        code = _run_analysis(
-            [samples], settings, as_json=False, cdr=cdr if cdr.is_file() else None, store=True
-        )
-    except QAServiceError as exc:
-        raise fail(exc) from exc
-    raise typer.Exit(code=code)
-
-
 @cdr_app.command("import")
 def cdr_import(path: Path) -> None:
     """导入拨号记录 / import a dial log (CSV, UTF-8 or GBK)."""
@@ -321,6 +305,11 @@ _register_serve(app)
 from qa_service.cli.worker import register as _register_worker  # noqa: E402
 
 _register_worker(app)
+
+# demo: the embedded default with demo accounts, then serve (qa_service.cli.demo).
+from qa_service.cli.demo import register as _register_demo  # noqa: E402
+
+_register_demo(app, run_analysis=_run_analysis)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

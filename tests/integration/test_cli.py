@@ -245,6 +245,6 @@ def test_eval_and_demo_on_a_tiny_corpus(tmp_path: Path) -> None:
     bad = _run(["eval", str(corpus), "--transcripts", str(broken)], env, tmp_path)
     assert bad.returncode != 0 and "broken.jsonl:1" in bad.stderr
 
-    demo = _run(["demo"], {**env, "QA_SAMPLES_DIR": str(corpus / "calls")}, tmp_path)
+    demo = _run(["demo", "--no-serve"], {**env, "QA_SAMPLES_DIR": str(corpus / "calls")}, tmp_path)
     assert demo.returncode == 0, demo.stderr
     assert "通话 t-1" in demo.stdout and "禁止时段" in demo.stdout
