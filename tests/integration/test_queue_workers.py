@@ -332,3 +332,42 @@ def test_rq_retries_a_failed_attempt_after_its_backoff(service: Service, tmp_pat
         assert service.statuses() == {CallStatus.ANALYZED.value: 1}
     finally:
         jobs.stop_runtime()
+
+
+def test_queue_commands_list_retry_and_sweep(service: Service, tmp_path: Path) -> None:
+    from qa_service.db.tables import utcnow
+
+    (path,) = make_recordings(tmp_path / "calls", 1)
+    sub = service.submit(path)
+    with service.sessions.begin() as session:
+        call = calls.get_queued_call(session, call_id=sub.call_id)
+        calls.mark_failed(
+            session, pk=call.pk, code="analysis_error", message="模型崩溃", now=utcnow()
+        )
+    service.queue.discard(sub.call_id)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "qa_service.cli", "queue", *args],
+            cwd=ROOT,
+            env=service.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listed = cli("failed")
+    assert listed.returncode == 0, listed.stderr
+    assert sub.call_id in listed.stdout and "模型崩溃" in listed.stdout
+
+    assert cli("retry", "NO-SUCH-CALL").returncode == 2
+    retried = cli("retry", sub.call_id)
+    assert retried.returncode == 0, retried.stderr
+    assert service.statuses() == {CallStatus.QUEUED.value: 1}
+    assert service.queue.is_live(sub.call_id)
+
+    service.queue.redis.flushdb()
+    swept = cli("sweep")
+    assert swept.returncode == 0, swept.stderr
+    assert "重新排队 1 通" in swept.stdout
+    assert service.queue.is_live(sub.call_id)
