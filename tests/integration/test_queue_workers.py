@@ -1,9 +1,11 @@
 """Real ``qa-service worker`` processes on real Redis and PostgreSQL with the real model.
 
 Nothing is lost: a worker SIGKILLed while it transcribes, a Redis flush while calls wait,
-ten simultaneous uploads of one recording. Recordings are copies of the committed 4-s mono
-fixture, each with one sample changed so that every one has its own SHA-256 (Whisper's cost
-per call is mostly its fixed 30-s window, so shorter cuts would not be faster).
+ten simultaneous uploads of one recording. Recordings are uploaded over HTTP to a real
+``qa-service serve`` process (with ``REDIS_URL`` set, so it queues and never analyses).
+They are copies of the committed 4-s mono fixture, each with one sample changed so that
+every one has its own SHA-256 (Whisper's cost per call is mostly its fixed 30-s window, so
+shorter cuts would not be faster).
 
 Redis: its own database number (``QA_TEST_REDIS_URL``, default db 11), flushed before and
 after each test; nothing else on that server is touched.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,10 +25,14 @@ import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from api_support import PASSWORDS
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from qa_service.accounts.service import create_user
+from qa_service.accounts.sessions import create_api_token
 from qa_service.db import make_engine, make_session_factory, migrate
 from qa_service.db import queue as calls
 from qa_service.db.tables import AnalysisRunRow, CallRow
@@ -33,7 +40,7 @@ from qa_service.domain import CallStatus
 from qa_service.ingest.store import AudioStore
 from qa_service.settings import Settings
 from qa_service.worker.queue import RqJobQueue
-from qa_service.worker.submit import Submission, submit_recording
+from qa_service.worker.submit import Submission
 from qa_service.worker.sweep import sweep
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -74,6 +81,7 @@ def service(postgres_url: str, tmp_path: Path) -> Iterator[Service]:
     redis.flushdb()
     svc = Service(postgres_url, tmp_path)
     try:
+        svc.start_api()  # before any upload: threads must not each start a server
         yield svc
     finally:
         svc.close()
@@ -102,6 +110,13 @@ class Service:
         self.store = AudioStore(self.settings.resolved_audio_store)
         self.queue = RqJobQueue.from_settings(self.settings)
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.api: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+        with self.sessions.begin() as session:
+            account = create_user(
+                session, username="uploader", role="inspector", password=PASSWORDS["inspector"]
+            )
+            self.token = create_api_token(session, user_id=account.user_id, name="uploads")
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -136,6 +151,33 @@ class Service:
         self.workers.append(proc)
         return proc
 
+    def start_api(self) -> None:
+        """``qa-service serve`` on a free port, on the shared database, Redis and store."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        log = (self.tmp_path / "worker-api.log").open("wb")
+        self.api = subprocess.Popen(
+            [sys.executable, "-m", "qa_service.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                pytest.fail(f"serve exited with {self.api.returncode}\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"serve did not answer within 60 s\n{self.logs()}")
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name} ---\n" + p.read_text(errors="replace")[-3000:]
@@ -143,15 +185,22 @@ class Service:
         )
 
     def submit(self, path: Path) -> Submission:
-        """The upload: store the bytes, record the call, queue it (the API does the same)."""
-        stored = self.store.put_file(path, ext=path.suffix)
-        return submit_recording(
-            self.sessions,
-            stored=stored,
-            filename=path.name,
-            metadata=None,
-            uploaded_by="integration-test",
-            queue=self.queue,
+        """Upload one recording through the API, as any client would."""
+        assert self.api is not None, "start_api() first"
+        with path.open("rb") as fh:
+            reply = httpx.post(
+                f"{self.base_url}/api/v1/recordings",
+                files={"file": (path.name, fh, "audio/wav")},
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=60,
+            )
+        assert reply.status_code in (200, 202), reply.text
+        body = reply.json()
+        return Submission(
+            call_id=body["call_id"],
+            sha256=body["sha256"],
+            status=CallStatus(body["status"]),
+            created=reply.status_code == 202,
         )
 
     def statuses(self) -> dict[str, int]:
@@ -174,7 +223,7 @@ class Service:
         pytest.fail(f"timed out waiting for {what}: {self.statuses()}\n{self.logs()}")
 
     def close(self) -> None:
-        for proc in self.workers:
+        for proc in [*self.workers, *([self.api] if self.api is not None else [])]:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
