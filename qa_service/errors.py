@@ -82,6 +82,12 @@ class CallNotFound(QAServiceError):
     code = "call_not_found"
 
 
+class AlertNotFound(QAServiceError):
+    """No such alert, or not one the caller receives (404 either way, like a call)."""
+
+    code = "alert_not_found"
+
+
 class RubricError(InputError):
     """A QA rubric file cannot be used; nothing is scored with it."""
 

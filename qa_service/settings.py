@@ -125,6 +125,19 @@ class Settings(BaseSettings):
     lockout_minutes: int = Field(default=15, ge=1)
     cookie_secure: bool = Field(default=False, description="Secure cookies (behind HTTPS)")
     public_url: str = Field(default="", description="the URL users open (printed by demo)")
+    # Alerts (qa_service.alerts): the live stream and the optional webhook.
+    alert_poll_interval_s: float = Field(
+        default=1.0, gt=0, le=30, description="how often the web process looks for new alerts"
+    )
+    alert_keepalive_s: float = Field(default=15.0, gt=0, description="SSE keep-alive period")
+    alert_webhook_url: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="POST every alert as JSON to this URL (empty: no webhook)",
+    )
+    alert_webhook_backoff_s: list[int] = Field(default_factory=lambda: [5, 30, 120, 600, 1800])
+    alert_webhook_max_attempts: int = Field(default=6, ge=1)
+    alert_webhook_timeout_s: float = Field(default=10.0, gt=0)
 
     @field_validator("local_utc_offset")
     @classmethod

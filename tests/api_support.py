@@ -177,5 +177,21 @@ def seed_call(
     return stored.sha256
 
 
+def seed_alert(service: Service, call_id: str, *, kinds: tuple[str, ...] = ("complaint",)) -> int:
+    """Raise an alert on an already seeded call, as the analysis job does; returns its id."""
+    from sqlalchemy import select
+
+    from qa_service.alerts.store import raise_alert
+    from qa_service.alerts.triggers import AlertKind, AlertTrigger
+    from qa_service.db.tables import CallRow, utcnow
+
+    trigger = AlertTrigger(tuple(AlertKind(k) for k in kinds), ("C01",))
+    with service.state.sessions.begin() as session:
+        pk = session.scalars(select(CallRow.id).where(CallRow.call_id == call_id)).one()
+        alert_id = raise_alert(session, call_pk=pk, trigger=trigger, now=utcnow())
+    assert alert_id is not None
+    return alert_id
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from qa_service.api import audio, auth, calls, health, imports, jobs, recordings
+from qa_service.api import alerts, audio, auth, calls, health, imports, jobs, recordings, rules
 from qa_service.api.docs import install_docs
 from qa_service.api.errors import install_error_handlers
 from qa_service.api.state import ServiceState
@@ -42,8 +42,10 @@ def create_app(settings: Settings, *, state: ServiceState | None = None) -> Fast
     service = state if state is not None else build_state(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        alerts.start_alerts(app)
         yield
+        alerts.stop_alerts(app)
         service.engine.dispose()
 
     app = FastAPI(
@@ -57,7 +59,7 @@ def create_app(settings: Settings, *, state: ServiceState | None = None) -> Fast
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, auth, recordings, imports, calls, audio, jobs):
+    for module in (health, auth, recordings, imports, calls, audio, jobs, alerts, rules):
         app.include_router(module.router)
     install_docs(app)
     return app

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from qa_service.accounts.roles import Permission, Principal
 from qa_service.accounts.scope import visible_calls
 from qa_service.api.deps import Caller, State, require
+from qa_service.api.rules import citation_json
 from qa_service.api.schemas import CallDetail, CallList, ErrorResponse
 from qa_service.db import repository as repo
 from qa_service.db.listing import CallFilters, ReviewState, list_call_page, review_summary
@@ -99,6 +100,8 @@ def get_call(call_id: str, state: State, principal: Caller) -> dict[str, Any]:
         row = visible_call_row(session, principal, call_id)
         analysis = repo.get_call(session, call_id=call_id)
         out = analysis_to_json(analysis)
+        for finding in out["findings"]:  # why each finding is a violation (issue 10)
+            finding["citation"] = citation_json(finding["rule"])
         out["review"] = review_summary(session, call_pk=row.id)
         out["started_at"] = row.started_at.isoformat() if row.started_at else None
         for key in ("agent_id", "team_id", "agency_id", "direction", "contact_role"):

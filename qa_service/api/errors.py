@@ -27,6 +27,7 @@ _STATUS: tuple[tuple[type[e.QAServiceError], int], ...] = (
     (e.PasswordExpired, 403),
     (e.PermissionDenied, 403),
     (e.CallNotFound, 404),
+    (e.AlertNotFound, 404),
     (e.Conflict, 409),
     (e.RecordingTooLarge, 413),
     (e.RangeNotSatisfiable, 416),

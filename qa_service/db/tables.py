@@ -428,3 +428,57 @@ class AgentRow(Base):
     agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- alerts (0007): complaint-intent and fatal-finding alerts, webhook deliveries ---------
+
+ALERT_KIND_VALUES = ("complaint", "fatal")
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class AlertRow(Base):
+    """An alert for the supervisors of a call's team (qa_service.alerts): one per call.
+
+    ``kinds`` lists ``complaint`` (a C01 finding) and/or ``fatal`` (a fatal rubric item);
+    ``rules`` the rule ids behind them. Streams read alerts by increasing ``id``.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("calls.id", ondelete="CASCADE"), unique=True
+    )
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    rules: Mapped[list[str]] = mapped_column(JSON)
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    acknowledged_at: Mapped[datetime | None]
+
+
+class AlertDeliveryRow(Base):
+    """One alert's POST to the configured webhook: retried with backoff until delivered."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "url"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_alert_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(IdType, ForeignKey("alerts.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    # A sender holds the delivery until then (several web processes may send).
+    claimed_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]

@@ -1,8 +1,22 @@
-"""The rule catalogue (``shared/spec/rules.md``): ids are a contract, names are for people."""
+"""The rule catalogue (``shared/spec/rules.md``): ids are a contract, names are for people.
+
+Each rule also cites the clause it enforces (``lexicons/citations.yaml``: the bank's
+service plan, 商业银行信用卡业务监督管理办法, GB/T 45251-2025, the QA rubric), so whoever
+reads a finding sees *why* it is a violation. The citations are data, loaded on first use.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qa_service.errors import LexiconError
+
+CITATIONS_PATH = Path(__file__).resolve().parents[2] / "lexicons" / "citations.yaml"
 
 
 @dataclass(frozen=True)
@@ -56,3 +70,137 @@ def rule_label(rule_id: str) -> str:
     """'P03 冒充公检法' — how people see a rule id."""
     rule = RULES.get(rule_id)
     return f"{rule_id} {rule.name_zh}" if rule else rule_id
+
+
+# --- citations: the clause each rule enforces ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One requirement of one source document, described (not quoted) in Chinese."""
+
+    source: str  # key in citations.yaml's ``sources``
+    title_zh: str  # the document, e.g. 商业银行信用卡业务监督管理办法
+    title_en: str
+    kind: str  # regulation, national standard, client bank's policy, QA rubric
+    requirement_zh: str
+    section_zh: str | None = None  # the part of the document, when it has no article number
+    article: str | None = None  # only where certain, e.g. 第六十八条
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "document": self.title_zh,
+            "document_en": self.title_en,
+            "kind": self.kind,
+            "section": self.section_zh,
+            "article": self.article,
+            "requirement": self.requirement_zh,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Why a rule's finding matters: one sentence, and the clauses the rule enforces."""
+
+    rule: str
+    summary_zh: str
+    clauses: tuple[Clause, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        rule = RULES.get(self.rule)
+        return {
+            "rule": self.rule,
+            "name": rule.name_zh if rule else None,
+            "summary": self.summary_zh,
+            "clauses": [clause.as_dict() for clause in self.clauses],
+        }
+
+
+def _text(node: Any, where: str, path: Path, *, required: bool = True) -> str | None:
+    if node is None and not required:
+        return None
+    if not isinstance(node, str) or not node.strip():
+        raise LexiconError(
+            f"{path}：{where} 应为非空文本 / {path}: {where} must be non-empty text",
+            path=path,
+            entry=where,
+        )
+    return node.strip()
+
+
+def _clause(node: Any, where: str, path: Path, sources: dict[str, Any]) -> Clause:
+    if not isinstance(node, dict):
+        raise LexiconError(f"{path}：{where} 格式错误 / {path}: {where} must be a mapping")
+    key = _text(node.get("source"), f"{where}.source", path) or ""
+    source = sources.get(key)
+    if not isinstance(source, dict):
+        raise LexiconError(
+            f"{path}：{where} 引用了未定义的来源 {key} / {path}: {where} names unknown source "
+            f"{key!r}",
+            path=path,
+            entry=where,
+        )
+    return Clause(
+        source=key,
+        title_zh=_text(source.get("title_zh"), f"sources.{key}.title_zh", path) or "",
+        title_en=_text(source.get("title_en"), f"sources.{key}.title_en", path) or "",
+        kind=_text(source.get("kind"), f"sources.{key}.kind", path) or "",
+        requirement_zh=_text(node.get("requirement_zh"), f"{where}.requirement_zh", path) or "",
+        section_zh=_text(node.get("section_zh"), f"{where}.section_zh", path, required=False),
+        article=_text(node.get("article"), f"{where}.article", path, required=False),
+    )
+
+
+@lru_cache(maxsize=4)
+def load_citations(path: Path = CITATIONS_PATH) -> dict[str, Citation]:
+    """The citation of every rule, from ``path``; LexiconError names a missing or bad entry.
+
+    Every rule of :data:`RULES` must be cited, and nothing but them.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise LexiconError(
+            f"无法读取规则依据文件 {path}：{exc} / cannot read the citations file {path}: {exc}",
+            path=path,
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), dict):
+        raise LexiconError(f"{path} 缺少 rules / {path} has no 'rules' mapping", path=path)
+    sources = data.get("sources") or {}
+    rules: dict[str, Any] = data["rules"]
+    unknown = sorted(set(rules) - RULES.keys())
+    missing = sorted(RULES.keys() - set(rules))
+    if unknown or missing:
+        raise LexiconError(
+            f"{path}：规则依据与规则目录不一致（缺少 {missing}，多余 {unknown}） / {path}: "
+            f"citations do not match the catalogue (missing {missing}, unknown {unknown})",
+            path=path,
+        )
+    out: dict[str, Citation] = {}
+    for rule_id in RULES:
+        node = rules[rule_id]
+        if not isinstance(node, dict) or not isinstance(node.get("clauses"), list):
+            raise LexiconError(
+                f"{path}：{rule_id} 缺少 clauses / {path}: rule {rule_id} has no clauses list",
+                path=path,
+                entry=rule_id,
+            )
+        clauses = tuple(
+            _clause(c, f"{rule_id}.clauses[{i}]", path, sources)
+            for i, c in enumerate(node["clauses"])
+        )
+        if not clauses:
+            raise LexiconError(
+                f"{path}：{rule_id} 没有任何依据条款 / {path}: rule {rule_id} cites nothing",
+                path=path,
+                entry=rule_id,
+            )
+        summary = _text(node.get("summary_zh"), f"{rule_id}.summary_zh", path) or ""
+        out[rule_id] = Citation(rule=rule_id, summary_zh=summary, clauses=clauses)
+    return out
+
+
+def citation_for(rule_id: str) -> Citation | None:
+    """The citation of ``rule_id`` (None for an id outside the catalogue)."""
+    return load_citations().get(rule_id)

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from qa_service.alerts.notify import announce
+from qa_service.alerts.store import raise_alert
+from qa_service.alerts.triggers import alert_trigger
 from qa_service.db import queue as calls
 from qa_service.db import repository as repo
 from qa_service.db.session import make_engine, make_session_factory, migrate
@@ -172,7 +175,29 @@ def _save(rt: WorkerRuntime, call: calls.QueuedCall, analysis: CallAnalysis) -> 
         if refusals:
             repo.add_do_not_call(session, entries=refusals, source_call_id=call.call_id)
         calls.finish_analysis(session, call=call, status=CallStatus.ANALYZED)
+        alert_id = _raise_alert(rt, session, call, analysis)
+    if alert_id is not None:
+        announce(rt.settings.redis_url, rt.settings.queue_name, alert_id)
     return CallStatus.ANALYZED.value
+
+
+def _raise_alert(
+    rt: WorkerRuntime, session: Session, call: calls.QueuedCall, analysis: CallAnalysis
+) -> int | None:
+    """The supervisors' alert for a complaint-intent or fatal call, in the save's transaction."""
+    trigger = alert_trigger(analysis)
+    if trigger is None:
+        return None
+    alert_id = raise_alert(
+        session,
+        call_pk=call.pk,
+        trigger=trigger,
+        webhook_url=rt.settings.alert_webhook_url,
+        now=utcnow(),
+    )
+    if alert_id is not None:
+        logger.info("call %s: alert %s (%s)", call.call_id, alert_id, ", ".join(trigger.kinds))
+    return alert_id
 
 
 def _fail_on_input(rt: WorkerRuntime, call: calls.QueuedCall, analysis: CallAnalysis) -> str:

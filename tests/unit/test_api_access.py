@@ -22,6 +22,7 @@ from api_support import (
     add_role_users,
     bearer,
     make_service,
+    seed_alert,
     seed_call,
 )
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -62,6 +63,17 @@ JOB_MANAGERS: Expectation = {
     "agent": 403,
 }
 
+ALERT_RECEIVERS: Expectation = {
+    "anonymous": 401,
+    "admin": 403,
+    "manager": 200,
+    "supervisor": 200,
+    "inspector": 403,
+    "agent": 403,
+}
+# Alert ids by call, filled by the fixture: "own" is the alert of OWN_CALL.
+ALERT_IDS: dict[str, int] = {}
+
 EXPECTED: dict[tuple[str, str], Expectation] = {
     ("GET", "/healthz"): EVERYONE_200,
     ("GET", "/readyz"): EVERYONE_200,
@@ -88,6 +100,16 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("GET", "/api/v1/jobs/failed"): JOB_MANAGERS,
     # The seeded calls are analysed, not failed: the admin gets past access to a 409.
     ("POST", "/api/v1/jobs/failed/{call_id}/requeue"): {**JOB_MANAGERS, "admin": 409},
+    # Alerts go to supervisors (their teams) and managers (all, read-only: no ack).
+    ("GET", "/api/v1/alerts"): ALERT_RECEIVERS,
+    ("GET", "/api/v1/alerts/stream"): ALERT_RECEIVERS,
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): {
+        **ALERT_RECEIVERS,
+        "manager": 403,
+        "supervisor:own": 200,
+        "supervisor:other": 404,
+    },
+    ("GET", "/api/v1/rules"): {**SIGNED_IN, "*": 200},
 }
 
 
@@ -96,6 +118,8 @@ def _request_kwargs(method: str, path: str, caller: str) -> dict[str, Any]:
         return {"json": {"username": "nobody-here", "password": "Wrong-Pass-1234!"}}
     if path == "/api/v1/auth/password":
         return {"json": {"current_password": PASSWORDS.get(caller, "x"), "new_password": "abc"}}
+    if path == "/api/v1/alerts/stream":
+        return {"params": {"max_s": 0}}  # the stream would stay open: close it at once
     if method == "POST":
         return {"content": b""}
     return {}
@@ -125,6 +149,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     add_role_users(service)
     seed_call(service, OWN_CALL)
     seed_call(service, OTHER_CALL, wav="mono_8k.wav", agent_id=OTHER_AGENT, team_id=OTHER_TEAM)
+    for call_id in (OWN_CALL, OTHER_CALL):
+        ALERT_IDS[call_id] = seed_alert(service, call_id)
     yield service
     service.state.engine.dispose()
 
@@ -147,7 +173,8 @@ def _expected(table: Expectation, caller: str, target: str | None) -> int:
 
 def _cases() -> Iterator[tuple[str, str, str, str | None]]:
     for (method, path), _table in EXPECTED.items():
-        targets: tuple[str | None, ...] = ("own", "other") if "{call_id}" in path else (None,)
+        scoped = "{call_id}" in path or "{alert_id}" in path
+        targets: tuple[str | None, ...] = ("own", "other") if scoped else (None,)
         for caller in CALLERS:
             for target in targets:
                 yield method, path, caller, target
@@ -157,7 +184,8 @@ def _cases() -> Iterator[tuple[str, str, str, str | None]]:
 def test_access(service: Service, method: str, path: str, caller: str, target: str | None) -> None:
     url = path.replace("{path}", "swagger-ui.css")
     if target is not None:
-        url = url.replace("{call_id}", OWN_CALL if target == "own" else OTHER_CALL)
+        call = OWN_CALL if target == "own" else OTHER_CALL
+        url = url.replace("{call_id}", call).replace("{alert_id}", str(ALERT_IDS[call]))
     headers = bearer(service.tokens[caller]) if caller != "anonymous" else {}
     client = TestClient(service.app)
     response = client.request(method, url, headers=headers, **_request_kwargs(method, path, caller))
