@@ -60,7 +60,7 @@ P_RULES = [r for r in LABELS if r.startswith("P")]
 C_RULES = [r for r in LABELS if r.startswith("C")]
 
 
-def load_rows(data: Path) -> list[dict]:
+def load_rows(data: Path, extra: list[Path] | None = None) -> list[dict]:
     rows = []
     for name in ("utterances.jsonl", "heldout.jsonl"):
         for line in (data / name).read_text(encoding="utf-8").splitlines():
@@ -73,7 +73,8 @@ def load_rows(data: Path) -> list[dict]:
                     "source": "template",
                 }
             )
-    for path in sorted((data / "written").glob("*.jsonl")):
+    # --extra files (e.g. `qa-service export review-labels`) count as free-written lines.
+    for path in [*sorted((data / "written").glob("*.jsonl")), *(extra or [])]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -242,6 +243,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--cache", type=Path, default=Path.home() / ".cache" / "qa-service" / "train-vectors.npz"
     )
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="more labelled lines (JSONL, the written/ format), e.g. exported review labels",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -249,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     random.seed(args.seed)
     np.random.seed(args.seed)
 
-    rows = load_rows(args.data)
+    rows = load_rows(args.data, args.extra)
     # Every row also as an ASR-noised copy: the head runs on Whisper transcripts.
     n_orig = len(rows)
     origin = list(range(n_orig))

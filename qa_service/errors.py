@@ -82,6 +82,18 @@ class CallNotFound(QAServiceError):
     code = "call_not_found"
 
 
+class FindingNotFound(CallNotFound):
+    """No finding with this id, or on a call the caller may not see (404 either way)."""
+
+    code = "finding_not_found"
+
+
+class AppealNotFound(CallNotFound):
+    """No appeal with this id, or on a call the caller may not see (404 either way)."""
+
+    code = "appeal_not_found"
+
+
 class AlertNotFound(QAServiceError):
     """No such alert, or not one the caller receives (404 either way, like a call)."""
 

@@ -26,6 +26,7 @@ from qa_service.domain import (
     Speaker,
     Utterance,
 )
+from qa_service.review.queue import classify_call
 from qa_service.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -173,7 +174,10 @@ def seed_call(
         score=score,
     )
     with service.state.sessions.begin() as session:
-        save_analysis(session, analysis=analysis, source_path=None, versions={})
+        call_pk = save_analysis(session, analysis=analysis, source_path=None, versions={})
+        assert call_pk is not None
+        # As the analysis job does: the call gets its review state (flagged with findings).
+        classify_call(session, call_pk=call_pk, settings=service.state.settings)
     return stored.sha256
 
 
@@ -195,3 +199,50 @@ def seed_alert(service: Service, call_id: str, *, kinds: tuple[str, ...] = ("com
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def finding_ids(service: Service, call_id: str) -> list[int]:
+    """The stored finding ids of a seeded call, in stored order."""
+    from sqlalchemy import select
+
+    from qa_service.db.tables import CallRow, FindingRow
+
+    with service.state.sessions() as session:
+        return list(
+            session.scalars(
+                select(FindingRow.id)
+                .join(CallRow, CallRow.id == FindingRow.call_id)
+                .where(CallRow.call_id == call_id)
+                .order_by(FindingRow.id)
+            )
+        )
+
+
+def seed_appeal(service: Service, call_id: str, *, inspector: str, agent: str) -> int:
+    """Drive a seeded call through review to an open appeal on its first finding, as the
+    users ``inspector`` and ``agent`` would; returns the appeal id."""
+    from sqlalchemy import select
+
+    from qa_service.accounts.sessions import resolve_api_token
+    from qa_service.db.tables import CallRow
+    from qa_service.review import decisions, feedback, queue
+
+    settings = service.state.settings
+    with service.state.sessions.begin() as session:
+        qa = resolve_api_token(session, token=service.tokens[inspector], settings=settings)
+        who = resolve_api_token(session, token=service.tokens[agent], settings=settings)
+        pk = session.scalars(select(CallRow.id).where(CallRow.call_id == call_id)).one()
+        [first, *rest] = finding_ids(service, call_id)
+        queue.claim(session, call_pk=pk, principal=qa, settings=settings)
+        for fid in (first, *rest):
+            decisions.decide(
+                session,
+                finding_id=fid,
+                verdict=decisions.Verdict.CONFIRM,
+                principal=qa,
+                settings=settings,
+            )
+        decisions.complete(session, call_pk=pk, principal=qa)
+        notes = {fid: "注意措辞" for fid in (first, *rest)}
+        feedback.send_feedback(session, call_pk=pk, principal=qa, settings=settings, notes=notes)
+        return feedback.appeal(session, finding_id=first, principal=who, reason="我没有这样说")

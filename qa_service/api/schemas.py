@@ -107,7 +107,7 @@ class CallItem(BaseModel):
     duration_s: float | None
     score: float | None
     rules: list[str]
-    review_state: str
+    review_state: str | None  # None: not analysed yet
 
     @classmethod
     def from_summary(cls, s: CallSummary) -> CallItem:
@@ -122,7 +122,7 @@ class CallItem(BaseModel):
             duration_s=s.duration_s,
             score=s.score,
             rules=list(s.rules),
-            review_state=s.review.value,
+            review_state=s.review,
         )
 
 

@@ -13,23 +13,14 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, or_, select, true
 from sqlalchemy.orm import Session
 
 from qa_service.db.rows import storage_errors
 from qa_service.db.search import transcript_contains
-from qa_service.db.tables import CallRow, FindingRow
+from qa_service.db.tables import CallReviewRow, CallRow, FindingRow
 from qa_service.errors import InputError
-
-
-class ReviewState(StrEnum):
-    """Where a call stands in review, derived from its findings' verdicts."""
-
-    NONE = "none"  # nothing to review: no findings
-    PENDING = "pending"  # at least one finding awaits a verdict
-    REVIEWED = "reviewed"  # every finding confirmed or dismissed
 
 
 @dataclass(frozen=True)
@@ -45,7 +36,7 @@ class CallFilters:
     score_min: float | None = None
     score_max: float | None = None
     status: str | None = None
-    review: ReviewState | None = None
+    review: str | None = None  # a review state (qa_service.review.states.ReviewState)
     text: str | None = None
 
 
@@ -63,7 +54,7 @@ class CallSummary:
     duration_s: float | None
     score: float | None
     rules: tuple[str, ...]
-    review: ReviewState
+    review: str | None  # None: not analysed (yet), so not in the review loop
 
 
 @dataclass(frozen=True)
@@ -108,13 +99,8 @@ def _has_finding(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(FindingRow.call_id == CallRow.id, *conditions)
 
 
-def _review_clause(state: ReviewState) -> ColumnElement[bool]:
-    pending = _has_finding(FindingRow.review_status == "pending")
-    if state is ReviewState.PENDING:
-        return pending
-    if state is ReviewState.REVIEWED:
-        return and_(_has_finding(), ~pending)
-    return ~_has_finding()
+def _review_clause(state: str) -> ColumnElement[bool]:
+    return exists().where(CallReviewRow.call_id == CallRow.id, CallReviewRow.state == state)
 
 
 def _conditions(filters: CallFilters, dialect: str) -> list[ColumnElement[bool]]:
@@ -145,21 +131,23 @@ def _conditions(filters: CallFilters, dialect: str) -> list[ColumnElement[bool]]
     return where
 
 
-def _review_states(session: Session, ids: list[int]) -> dict[int, tuple[tuple[str, ...], int]]:
-    """Per call: its distinct rules (sorted) and how many findings await a verdict."""
-    out: dict[int, tuple[set[str], int]] = {i: (set(), 0) for i in ids}
+def _review_states(
+    session: Session, ids: list[int]
+) -> dict[int, tuple[tuple[str, ...], str | None]]:
+    """Per call: its distinct rules (sorted) and its review state (None: not classified)."""
     if not ids:
         return {}
-    rows = session.execute(
-        select(FindingRow.call_id, FindingRow.rule, FindingRow.review_status, func.count())
-        .where(FindingRow.call_id.in_(ids))
-        .group_by(FindingRow.call_id, FindingRow.rule, FindingRow.review_status)
+    rules: dict[int, set[str]] = {i: set() for i in ids}
+    for call_pk, rule in session.execute(
+        select(FindingRow.call_id, FindingRow.rule).where(FindingRow.call_id.in_(ids)).distinct()
+    ):
+        rules[call_pk].add(rule)
+    states = dict(
+        session.execute(
+            select(CallReviewRow.call_id, CallReviewRow.state).where(CallReviewRow.call_id.in_(ids))
+        ).all()
     )
-    for call_pk, rule, review_status, count in rows:
-        rules, pending = out[call_pk]
-        rules.add(rule)
-        out[call_pk] = (rules, pending + (count if review_status == "pending" else 0))
-    return {k: (tuple(sorted(rules)), pending) for k, (rules, pending) in out.items()}
+    return {k: (tuple(sorted(v)), states.get(k)) for k, v in rules.items()}
 
 
 def list_call_page(
@@ -191,14 +179,7 @@ def list_call_page(
         review = _review_states(session, [row.id for row in page])
     items = []
     for row in page:
-        rules, pending = review.get(row.id, ((), 0))
-        state = (
-            ReviewState.NONE
-            if not rules
-            else ReviewState.PENDING
-            if pending
-            else ReviewState.REVIEWED
-        )
+        rules, state = review.get(row.id, ((), None))
         items.append(
             CallSummary(
                 call_id=row.call_id,
@@ -219,27 +200,3 @@ def list_call_page(
         encode_cursor(last.started_at, last.id) if last is not None and len(rows) > limit else None
     )
     return CallPage(items=tuple(items), next_cursor=next_cursor)
-
-
-def review_summary(session: Session, *, call_pk: int) -> dict[str, object]:
-    """A call's review state and its findings counted by verdict."""
-    with storage_errors("review_summary"):
-        counts = dict(
-            session.execute(
-                select(FindingRow.review_status, func.count())
-                .where(FindingRow.call_id == call_pk)
-                .group_by(FindingRow.review_status)
-            ).all()
-        )
-    total = sum(counts.values())
-    state = (
-        ReviewState.NONE
-        if total == 0
-        else ReviewState.PENDING
-        if counts.get("pending")
-        else ReviewState.REVIEWED
-    )
-    return {
-        "state": state.value,
-        "findings": {k: int(counts.get(k, 0)) for k in ("pending", "confirmed", "dismissed")},
-    }

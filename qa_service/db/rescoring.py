@@ -44,19 +44,25 @@ class RescoreResult:
 
 
 def rescore_call(
-    session: Session, *, call_id: str, rubric: Rubric, reason: str = "review"
+    session: Session,
+    *,
+    call_id: str,
+    rubric: Rubric,
+    reason: str = "review",
+    note: str | None = None,
 ) -> RescoreResult:
     """Recompute ``call_id``'s score from its findings not dismissed; store it if it changed.
 
     The review UI calls this after each verdict (reason ``review``). Recording only a
     changed score keeps a repeated call idempotent: the history gains no duplicate rows.
+    ``note`` is stored with the new score (which decision caused it).
     """
     findings = findings_for_call(session, call_id=call_id)
     new = rescore_after_review(findings, rubric)
     old = current_score_of(session, call_id=call_id)
     if old == new:
         return RescoreResult(call_id, old, new, recorded=False)
-    record_score(session, call_id=call_id, score=new, reason=reason)
+    record_score(session, call_id=call_id, score=new, reason=reason, note=note)
     return RescoreResult(call_id, old, new, recorded=True)
 
 

@@ -76,7 +76,9 @@ def _breakdown(session: Session, call_pk: int, score: CallScore) -> dict[str, An
     return out
 
 
-def _insert_score(session: Session, row: CallRow, score: CallScore, reason: str) -> int:
+def _insert_score(
+    session: Session, row: CallRow, score: CallScore, reason: str, note: str | None = None
+) -> int:
     if reason not in SCORE_REASONS:
         raise StorageError(
             f"未知的评分原因 {reason!r} / unknown score reason {reason!r}", reason=reason
@@ -98,6 +100,7 @@ def _insert_score(session: Session, row: CallRow, score: CallScore, reason: str)
         breakdown=_breakdown(session, row.id, score),
         is_current=True,
         reason=reason,
+        note=note,
     )
     session.add(score_row)
     row.score = score.score
@@ -123,17 +126,19 @@ def store_analysis_score(session: Session, *, row: CallRow, score: CallScore | N
     _insert_score(session, row, score, "analysis")
 
 
-def record_score(session: Session, *, call_id: str, score: CallScore, reason: str) -> int:
+def record_score(
+    session: Session, *, call_id: str, score: CallScore, reason: str, note: str | None = None
+) -> int:
     """Append ``score`` to the history of ``call_id`` and make it current; returns its row id.
 
     ``reason`` is ``analysis``, ``rescore`` or ``review``. The finding indexes in the score
     must refer to the call's stored findings in stored order (as :func:`findings_for_call`
     returns them). Raises CallNotFound, or RubricError for a changed rubric under an old
-    version.
+    version. ``note`` says why (e.g. which review decision caused the change).
     """
     with storage_errors("record_score", call_id=call_id):
         row = _call_row(session, call_id)
-        return _insert_score(session, row, score, reason)
+        return _insert_score(session, row, score, reason, note)
 
 
 def _stored(call_id: str, row: CallScoreRow) -> StoredScore:

@@ -33,6 +33,7 @@ from qa_service.db.tables import utcnow
 from qa_service.domain import CallAnalysis, CallMetadata, CallStatus
 from qa_service.errors import QAServiceError, StorageError
 from qa_service.ingest.store import AudioStore
+from qa_service.review.queue import classify_call
 from qa_service.settings import Settings, get_settings
 from qa_service.worker.retry import RetryAnalysis
 
@@ -175,6 +176,8 @@ def _save(rt: WorkerRuntime, call: calls.QueuedCall, analysis: CallAnalysis) -> 
         if refusals:
             repo.add_do_not_call(session, entries=refusals, source_call_id=call.call_id)
         calls.finish_analysis(session, call=call, status=CallStatus.ANALYZED)
+        # Same transaction: an analysed call is never seen without its review state.
+        classify_call(session, call_pk=call.pk, settings=rt.settings)
         alert_id = _raise_alert(rt, session, call, analysis)
     if alert_id is not None:
         announce(rt.settings.redis_url, rt.settings.queue_name, alert_id)

@@ -293,7 +293,7 @@ def test_call_detail_is_the_output_object(service: Service, client: TestClient) 
     assert call["status"] == "analyzed"
     assert call["utterances"][0]["text"] == "法院已经对你立案了"
     assert call["findings"][0]["rule"] == "P03"
-    assert call["review"]["state"] == "pending"
+    assert call["review"]["state"] == "flagged"  # a finding puts it in the review queue
 
 
 def test_calls_outside_scope_are_404(service: Service, client: TestClient) -> None:
@@ -343,8 +343,8 @@ def test_list_filters_search_and_pages(service: Service, client: TestClient) -> 
     assert get(date_to="2026-11-06") == ["a"]
     assert get(status="analyzed") == ["b", "a"]
     assert get(status="queued") == []
-    assert get(review="pending") == ["a"]
-    assert get(review="none") == ["b"]
+    assert get(review="flagged") == ["a"]
+    assert get(review="passed") == ["b"]
 
     page = client.get("/api/v1/calls", params={"limit": 1}, headers=headers).json()
     assert [i["call_id"] for i in page["items"]] == ["b"]

@@ -16,7 +16,7 @@ from qa_service.accounts.roster import (
     organisation_for_agent,
 )
 from qa_service.accounts.scope import can_see_call, visible_calls
-from qa_service.db.tables import CallRow
+from qa_service.db.tables import CallReviewRow, CallRow
 from qa_service.errors import RosterError
 
 ROSTER = (
@@ -52,6 +52,13 @@ def _seed_calls(sessions: sessionmaker[Session]) -> None:
                 _call(5, None),
             ]
         )
+        session.flush()
+        # Inspectors see the calls in review: all but C-005, which passed, and C-004, which
+        # was not classified but was uploaded by the inspector "u".
+        for n, state in ((1, "flagged"), (2, "in_review"), (3, "ruled"), (5, "passed")):
+            pk = session.scalars(select(CallRow.id).where(CallRow.call_id == f"C-{n:03d}")).one()
+            session.add(CallReviewRow(call_id=pk, state=state, risk_tier=3, weak_evidence=""))
+        session.scalars(select(CallRow).where(CallRow.call_id == "C-004")).one().uploaded_by = "u"
 
 
 @pytest.mark.parametrize("encoding", ["gbk", "utf-8-sig"])
@@ -134,7 +141,7 @@ CASES = [
     (_principal(Role.SUPERVISOR, teams=("二组",)), {"C-003"}),
     (_principal(Role.SUPERVISOR, teams=("旧组", "二组")), {"C-002", "C-003"}),
     (_principal(Role.SUPERVISOR), set()),
-    (_principal(Role.INSPECTOR), {"C-001", "C-002", "C-003", "C-004", "C-005"}),
+    (_principal(Role.INSPECTOR), {"C-001", "C-002", "C-003", "C-004"}),
     (_principal(Role.MANAGER), {"C-001", "C-002", "C-003", "C-004", "C-005"}),
     (_principal(Role.ADMIN), set()),
 ]
