@@ -10,7 +10,7 @@ sweep and the web server. Models load only in the worker (thread or process), ne
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,9 @@ from pydantic import ValidationError
 from qa_service.cli.support import fail
 from qa_service.errors import QAServiceError, SettingsError
 from qa_service.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from qa_service.api.state import ServiceState
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     queue = queue_from_settings(settings)
     state = build_state(settings, queue=queue)
     migrate(state.engine)
+    _record_settings(state)
     in_process = queue if isinstance(queue, InProcessJobQueue) else None
     if in_process is not None:
         in_process.start()
@@ -72,12 +76,28 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         sweeper.start()
         where = "进程内分析线程（未设置 REDIS_URL）" if in_process else "Redis 任务队列"
         typer.secho(f"服务地址 http://{host}:{port}/ ；分析：{where}", err=True)
-        uvicorn.run(create_app(settings, state=state), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings, state=state),
+            host=host,
+            port=port,
+            log_level="info",
+            # Open alert streams would otherwise hold Ctrl-C until every client hangs up.
+            timeout_graceful_shutdown=5,
+        )
     finally:
         sweeper.stop()
         if in_process is not None:
             in_process.stop()
         state.engine.dispose()
+
+
+def _record_settings(state: ServiceState) -> None:
+    """A start with changed settings is a settings change: on the audit trail it goes."""
+    from qa_service.audit.config import record_settings_change
+    from qa_service.audit.events import Actor
+
+    with state.sessions.begin() as session:
+        record_settings_change(session, settings=state.settings, actor=Actor.cli())
 
 
 def register(app: typer.Typer) -> None:

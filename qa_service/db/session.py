@@ -81,14 +81,26 @@ def _prepare_sqlite_file(url: URL) -> None:
         ) from exc
 
 
+# How long a SQLite writer waits for another one before giving up (a loaded 2-core machine
+# analysing and serving at once needs seconds, not the driver's 5 s default).
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def _configure_sqlite(engine: Engine) -> None:
-    """Foreign keys on, and real transactions.
+    """Foreign keys on, real transactions, and writers that wait for each other.
 
     SQLite ignores foreign keys (so ON DELETE CASCADE) unless each connection enables them.
     pysqlite also opens transactions lazily, only before DML, so DDL in a migration and
     SAVEPOINTs would run outside the transaction; SQLAlchemy's documented workaround
     ("Serializable isolation / Savepoints / Transactional DDL") is to switch the driver's
     own handling off and emit BEGIN ourselves.
+
+    ``serve`` runs many requests and the in-process worker against one file: WAL lets
+    readers and one writer proceed together, and a writer waits up to the busy timeout for
+    another instead of failing at once. (``BEGIN IMMEDIATE`` would also stop two
+    read-then-write transactions from failing to upgrade their locks, but code that writes
+    an event in its own short transaction while an outer one is open would then wait on
+    itself.)
     """
 
     @event.listens_for(engine, "connect")
@@ -97,6 +109,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+            if engine.url.database not in (None, "", ":memory:"):
+                cursor.execute("PRAGMA journal_mode=WAL")
         finally:
             cursor.close()
 
