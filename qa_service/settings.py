@@ -12,11 +12,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Asset folders live beside the package (see STYLE.md: models/, lexicons/, scoring/ ...).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Recordings and logs must be kept at least 2 years (商业银行信用卡业务监督管理办法 Art. 68).
+MIN_RETENTION_DAYS = 730
 
 
 def _default_cache_dir() -> Path:
@@ -118,6 +120,18 @@ class Settings(BaseSettings):
         default="dev-insecure-secret-change-me",
         description="signs session cookies and CSRF tokens; must be set outside development",
     )
+    # Personal data at rest (qa_service.privacy.keys): never stored in the database.
+    data_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="base64 32-byte AES-GCM keys, comma-separated, newest first (the first "
+        "seals, all open; `qa-service keys rotate` re-seals under the first); empty outside "
+        "production: a public development key",
+    )
+    search_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="base64 32-byte HMAC key for looking numbers up (a separate key); empty "
+        "outside production: a public development key",
+    )
     session_idle_minutes: int = Field(default=15, ge=1)
     password_max_age_days: int = Field(default=30, ge=1)
     password_history: int = Field(default=3, ge=1)
@@ -125,6 +139,13 @@ class Settings(BaseSettings):
     lockout_minutes: int = Field(default=15, ge=1)
     cookie_secure: bool = Field(default=False, description="Secure cookies (behind HTTPS)")
     public_url: str = Field(default="", description="the URL users open (printed by demo)")
+    # Retention (Art. 68 and the service plan: recordings and logs at least 2 years).
+    retention_days_recordings: int = Field(
+        default=MIN_RETENTION_DAYS, description="days a call and its recording are kept"
+    )
+    retention_days_logs: int = Field(
+        default=MIN_RETENTION_DAYS, description="days audit-trail events are kept"
+    )
     # Review loop (qa_service.review): leases, the calibration sample, the appeal window.
     review_lease_minutes: int = Field(
         default=30, ge=1, description="idle minutes before a claimed call returns to the queue"
@@ -170,6 +191,16 @@ class Settings(BaseSettings):
             raise ValueError("expected an offset such as +08:00")
         return value
 
+    @field_validator("retention_days_recordings", "retention_days_logs")
+    @classmethod
+    def _check_retention(cls, value: int) -> int:
+        if value < MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"低于法定最短保存期限 {MIN_RETENTION_DAYS} 天（2 年）/ below the legal minimum "
+                f"of {MIN_RETENTION_DAYS} days (2 years)"
+            )
+        return value
+
     @property
     def local_tz(self) -> timezone:
         """The call centre's local time zone (a fixed UTC offset)."""
@@ -190,6 +221,15 @@ class Settings(BaseSettings):
                 "生产环境必须设置 QA_SECRET_KEY / QA_SECRET_KEY must be set in production",
                 setting="QA_SECRET_KEY",
             )
+        # Personal data is sealed with these (qa_service.privacy.keys); no development key
+        # in production, where the key ring refuses to be built without them too.
+        for name, value in (("QA_DATA_KEY", self.data_key), ("QA_SEARCH_KEY", self.search_key)):
+            if self.environment == "production" and not value.get_secret_value().strip():
+                raise SettingsError(
+                    f"生产环境必须设置 {name} / {name} must be set in production "
+                    "(`qa-service keys generate` prints a key)",
+                    setting=name,
+                )
 
     @property
     def resolved_database_url(self) -> str:

@@ -37,7 +37,11 @@ class Permission(StrEnum):
     VIEW_CALLS = "view_calls"  # within the caller's scope (scope.visible_calls)
     VIEW_PII = "view_pii"  # unmasked customer numbers and ids (data protection, issue 10)
     VIEW_AGGREGATES = "view_aggregates"  # scorecards, agency reports, trends
+    VIEW_AUDIT = "view_audit"  # read, verify and review the audit trail
     REVIEW_CALLS = "review_calls"  # confirm or dismiss findings (issue 7)
+    VIEW_COMPLAINTS = "view_complaints"  # the complaint register and evidence packs
+    MANAGE_COMPLAINTS = "manage_complaints"  # register, import, record outcomes
+    COACH_AGENTS = "coach_agents"  # record re-training of the caller's teams' agents
 
 
 # Managers are read-only (the plan: "everything, read-only, and aggregates"). Admins run
@@ -51,13 +55,26 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.MANAGE_JOBS,
             Permission.UPLOAD_RECORDINGS,
             Permission.IMPORT_DATA,
+            Permission.VIEW_AUDIT,
         }
     ),
     Role.MANAGER: frozenset(
-        {Permission.VIEW_CALLS, Permission.VIEW_PII, Permission.VIEW_AGGREGATES}
+        {
+            Permission.VIEW_CALLS,
+            Permission.VIEW_PII,
+            Permission.VIEW_AGGREGATES,
+            Permission.VIEW_COMPLAINTS,
+        }
     ),
     Role.SUPERVISOR: frozenset(
-        {Permission.VIEW_CALLS, Permission.VIEW_PII, Permission.VIEW_AGGREGATES}
+        {
+            Permission.VIEW_CALLS,
+            Permission.VIEW_PII,
+            Permission.VIEW_AGGREGATES,
+            Permission.VIEW_COMPLAINTS,
+            Permission.MANAGE_COMPLAINTS,
+            Permission.COACH_AGENTS,
+        }
     ),
     Role.INSPECTOR: frozenset(
         {
@@ -66,6 +83,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.REVIEW_CALLS,
             Permission.UPLOAD_RECORDINGS,
             Permission.IMPORT_DATA,
+            Permission.VIEW_COMPLAINTS,
+            Permission.MANAGE_COMPLAINTS,
         }
     ),
     Role.AGENT: frozenset({Permission.VIEW_CALLS}),

@@ -7,13 +7,15 @@ an error is raised (see :func:`authenticate`).
 
 These functions do not check who is asking: the API checks
 ``principal.can(Permission.MANAGE_ACCOUNTS)`` first; the CLI is run by whoever holds the
-database. Sessions and API tokens live in :mod:`.sessions` and are re-exported here.
+database. Each change, and every login attempt, is recorded in the audit trail in the same
+transaction; ``actor`` says who made the change (default: the service itself). Sessions
+and API tokens live in :mod:`.sessions` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -54,6 +56,7 @@ from qa_service.accounts.sessions import (
     revoke_user_tokens,
     start_session,
 )
+from qa_service.audit.events import Actor, AuditEvent, Outcome, failure_details, record_event
 from qa_service.db.rows import storage_errors
 from qa_service.db.tables import PasswordHistoryRow, UserRow, UserTeamRow, utcnow
 from qa_service.errors import (
@@ -133,6 +136,7 @@ def create_user(
     must_change_password: bool = False,
     now: datetime | None = None,
     settings: Settings | None = None,
+    actor: Actor | None = None,
 ) -> UserAccount:
     """Create an account; the password must pass the policy (:class:`PasswordPolicyError`).
 
@@ -175,6 +179,19 @@ def create_user(
             raise _duplicate(name) from exc
         session.add(PasswordHistoryRow(user_id=row.id, password_hash=hashed, created_at=now))
         session.flush()
+    _audit(
+        session,
+        actor,
+        AuditEvent.ACCOUNT_CREATE,
+        name,
+        {
+            "role": checked_role.value,
+            "teams": teams,
+            "agent_id": agent,
+            "must_change_password": must_change_password,
+        },
+        now,
+    )
     return account_from_row(row)
 
 
@@ -206,6 +223,7 @@ def update_user(
     team_ids: Iterable[str] | None = None,
     display_name: str | None = None,
     agent_id: str | None | _Keep = KEEP,
+    actor: Actor | None = None,
 ) -> UserAccount:
     """Change role, teams, display name or agent id (``None``/``KEEP``: unchanged).
 
@@ -215,6 +233,7 @@ def update_user(
     new_role = _role(role) if role is not None else Role(row.role)
     new_agent = row.agent_id if isinstance(agent_id, _Keep) else _agent_id(agent_id)
     _check_agent_link(new_role, new_agent)
+    before = _account_fields(row)
     with storage_errors("update_user", user_id=user_id):
         row.role = new_role.value
         row.agent_id = new_agent
@@ -226,10 +245,15 @@ def update_user(
             held = {t.team_id for t in row.teams}
             row.teams.extend(UserTeamRow(team_id=t) for t in wanted if t not in held)
         session.flush()
+    after = _account_fields(row)
+    changes = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+    _audit(session, actor, AuditEvent.ACCOUNT_UPDATE, row.username, {"changes": changes})
     return account_from_row(row)
 
 
-def disable_user(session: Session, *, user_id: int, now: datetime | None = None) -> tuple[int, int]:
+def disable_user(
+    session: Session, *, user_id: int, now: datetime | None = None, actor: Actor | None = None
+) -> tuple[int, int]:
     """Disable an account (someone left): its sessions end and its tokens are revoked now.
 
     Returns ``(sessions_ended, tokens_revoked)``. The account stays, so its history and
@@ -243,10 +267,12 @@ def disable_user(session: Session, *, user_id: int, now: datetime | None = None)
         session.flush()
     ended = end_user_sessions(session, user_id=user_id, reason="disabled", now=now)
     revoked = revoke_user_tokens(session, user_id=user_id, now=now)
+    details = {"sessions_ended": ended, "tokens_revoked": revoked}
+    _audit(session, actor, AuditEvent.ACCOUNT_DISABLE, row.username, details, now)
     return ended, revoked
 
 
-def enable_user(session: Session, *, user_id: int) -> UserAccount:
+def enable_user(session: Session, *, user_id: int, actor: Actor | None = None) -> UserAccount:
     """Re-enable an account and lift any lockout. Its old tokens stay revoked."""
     row = user_row(session, user_id)
     with storage_errors("enable_user", user_id=user_id):
@@ -254,6 +280,7 @@ def enable_user(session: Session, *, user_id: int) -> UserAccount:
         row.failed_logins = 0
         row.locked_until = None
         session.flush()
+    _audit(session, actor, AuditEvent.ACCOUNT_ENABLE, row.username)
     return account_from_row(row)
 
 
@@ -314,23 +341,35 @@ def login(
     password: str,
     now: datetime | None = None,
     settings: Settings | None = None,
+    client_ip: str | None = None,
 ) -> LoginResult:
     """Authenticate and open a browser session, in a transaction of its own.
 
-    Unlike the other functions this commits, also when it raises: a failed attempt and a
-    lockout must outlive the error that reports them.
+    Unlike the other functions this commits, also when it raises: a failed attempt, a
+    lockout and their audit events must outlive the error that reports them.
     """
+    now = now or utcnow()
+    settings = resolve_settings(settings)
     with sessions() as session:
         try:
             principal = authenticate(
                 session, username=username, password=password, now=now, settings=settings
             )
-        except (AuthenticationFailed, AccountLocked):
+        except (AuthenticationFailed, AccountLocked) as exc:
+            _audit_failed_login(session, username, exc, now, settings, client_ip)
             with storage_errors("record failed login"):
                 session.commit()
             raise
         token, csrf = start_session(session, user_id=principal.user_id, now=now, settings=settings)
         principal = resolve_session(session, token=token, now=now, settings=settings)
+        record_event(
+            session,
+            actor=Actor.of(principal, client_ip=client_ip),
+            event=AuditEvent.LOGIN,
+            target=f"user:{principal.username}",
+            details={"session_id": principal.session_id},
+            now=now,
+        )
         with storage_errors("login"):
             session.commit()
     return LoginResult(principal=principal, session_token=token, csrf_token=csrf)
@@ -343,6 +382,50 @@ def ensure_password_current(principal: Principal) -> None:
             "密码已过期或已被管理员重置，请先修改密码 / "
             "the password has expired or was reset; change it first",
             user_id=principal.user_id,
+        )
+
+
+def _audit_failed_login(
+    session: Session,
+    username: str,
+    exc: AuthenticationFailed | AccountLocked,
+    now: datetime,
+    settings: Settings,
+    client_ip: str | None,
+) -> None:
+    row = user_row_by_name(session, username)
+    name = normalise_username(username)[:64]
+    actor = Actor.claimed(name, client_ip=client_ip)
+    details = failure_details(exc, known_user=row is not None)
+    locked_now = False
+    if row is not None:
+        actor = Actor("user", row.username, row.id, client_ip)
+        if row.locked_until is not None and row.locked_until > now:
+            details["locked_until"] = row.locked_until
+            # This very attempt set the lock (see _record_failure).
+            locked_now = row.locked_until == now + timedelta(minutes=settings.lockout_minutes)
+    target = f"user:{name}"
+    record_event(
+        session,
+        actor=actor,
+        event=AuditEvent.LOGIN,
+        result=Outcome.FAILURE,
+        target=target,
+        details=details,
+        now=now,
+    )
+    if locked_now and row is not None:
+        record_event(
+            session,
+            actor=Actor.system(),
+            event=AuditEvent.ACCOUNT_LOCK,
+            target=target,
+            details={
+                "locked_until": row.locked_until,
+                "failed_logins": settings.lockout_attempts,
+                "client_ip": client_ip,
+            },
+            now=now,
         )
 
 
@@ -376,6 +459,7 @@ def change_password(
     now: datetime | None = None,
     keep_session_id: int | None = None,
     settings: Settings | None = None,
+    actor: Actor | None = None,
 ) -> None:
     """The user changes its own password (after expiry too); other sessions are ended.
 
@@ -388,8 +472,16 @@ def change_password(
     if not verify_password(row.password_hash, old_password):
         raise AuthenticationFailed("当前密码错误 / the current password is wrong")
     _set_password(session, row, new_password, now, resolve_settings(settings), forced=False)
-    end_user_sessions(
+    ended = end_user_sessions(
         session, user_id=user_id, reason="password", now=now, keep_session_id=keep_session_id
+    )
+    _audit(
+        session,
+        actor or Actor("user", row.username, row.id),
+        AuditEvent.PASSWORD_CHANGE,
+        row.username,
+        {"sessions_ended": ended},
+        now,
     )
 
 
@@ -400,6 +492,7 @@ def admin_reset_password(
     new_password: str,
     now: datetime | None = None,
     settings: Settings | None = None,
+    actor: Actor | None = None,
 ) -> None:
     """An administrator sets a password; the user must change it at the next login.
 
@@ -408,7 +501,8 @@ def admin_reset_password(
     now = now or utcnow()
     row = user_row(session, user_id)
     _set_password(session, row, new_password, now, resolve_settings(settings), forced=True)
-    end_user_sessions(session, user_id=user_id, reason="reset", now=now)
+    ended = end_user_sessions(session, user_id=user_id, reason="reset", now=now)
+    _audit(session, actor, AuditEvent.PASSWORD_RESET, row.username, {"sessions_ended": ended}, now)
 
 
 def _set_password(
@@ -456,6 +550,36 @@ def _set_password(
             .where(PasswordHistoryRow.user_id == row.id, PasswordHistoryRow.id.not_in(kept))
             .execution_options(synchronize_session=False)
         )
+
+
+# --- audit ---------------------------------------------------------------------------
+
+
+def _audit(
+    session: Session,
+    actor: Actor | None,
+    event: AuditEvent,
+    username: str,
+    details: Mapping[str, object] | None = None,
+    now: datetime | None = None,
+) -> None:
+    record_event(
+        session,
+        actor=actor or Actor.system(),
+        event=event,
+        target=f"user:{username}",
+        details=details,
+        now=now,
+    )
+
+
+def _account_fields(row: UserRow) -> dict[str, object]:
+    return {
+        "role": row.role,
+        "teams": sorted(t.team_id for t in row.teams),
+        "display_name": row.display_name,
+        "agent_id": row.agent_id,
+    }
 
 
 # --- validation ----------------------------------------------------------------------

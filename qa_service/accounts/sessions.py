@@ -31,6 +31,7 @@ from qa_service.accounts.rows import (
     token_info_from_row,
     user_row,
 )
+from qa_service.audit.events import Actor, AuditEvent, record_event
 from qa_service.db.rows import storage_errors
 from qa_service.db.tables import ApiTokenRow, AuthSessionRow, utcnow
 from qa_service.errors import AccountDisabled, AuthenticationFailed, InputError
@@ -199,7 +200,12 @@ def _rowcount(result: Result[Any]) -> int:
 
 
 def create_api_token(
-    session: Session, *, user_id: int, name: str, now: datetime | None = None
+    session: Session,
+    *,
+    user_id: int,
+    name: str,
+    now: datetime | None = None,
+    actor: Actor | None = None,
 ) -> str:
     """A new bearer token acting as the user; returned once, stored only as its digest."""
     name = name.strip()
@@ -222,6 +228,14 @@ def create_api_token(
             )
         )
         session.flush()
+    record_event(
+        session,
+        actor=actor or Actor.system(),
+        event=AuditEvent.TOKEN_CREATE,
+        target=f"user:{user.username}",
+        details={"name": name, "prefix": token[:_SHOWN_CHARS]},
+        now=now,
+    )
     return token
 
 
@@ -259,6 +273,7 @@ def revoke_api_token(
     token_id: int,
     user_id: int | None = None,
     now: datetime | None = None,
+    actor: Actor | None = None,
 ) -> bool:
     """Revoke a token (only if it belongs to ``user_id``, when given); False if none was."""
     with storage_errors("revoke_api_token", token_id=token_id):
@@ -269,6 +284,15 @@ def revoke_api_token(
             return False
         row.revoked_at = now or utcnow()
         session.flush()
+    owner = user_row(session, row.user_id)
+    record_event(
+        session,
+        actor=actor or Actor.system(),
+        event=AuditEvent.TOKEN_REVOKE,
+        target=f"user:{owner.username}",
+        details={"token_id": token_id, "name": row.name, "prefix": row.prefix},
+        now=now,
+    )
     return True
 
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from qa_service.api import (
     alerts,
     audio,
+    audit,
     auth,
     calls,
     health,
@@ -24,11 +25,15 @@ from qa_service.api import (
     review,
     rules,
 )
+from qa_service.api.complaints import router as complaints_router
 from qa_service.api.docs import install_docs
 from qa_service.api.errors import install_error_handlers
+from qa_service.api.evidence import router as evidence_router
 from qa_service.api.state import ServiceState
+from qa_service.api.trends import router as trends_router
 from qa_service.db.session import make_engine, make_session_factory
 from qa_service.ingest.store import AudioStore
+from qa_service.privacy.keys import install_key_ring, key_ring_from_settings
 from qa_service.settings import Settings
 from qa_service.worker.queue import JobQueue, queue_from_settings
 
@@ -38,6 +43,8 @@ API_TITLE = "催收通话质检 API / QA speech analytics"
 def build_state(settings: Settings, *, queue: JobQueue | None = None) -> ServiceState:
     """The app's resources for ``settings``; ``queue`` defaults to the configured one
     (rq on ``REDIS_URL``, else an in-process queue)."""
+    # The sealed columns read and write through this process's key ring (QA_DATA_KEY).
+    install_key_ring(key_ring_from_settings(settings))
     engine = make_engine(settings.resolved_database_url)
     return ServiceState(
         settings=settings,
@@ -70,7 +77,22 @@ def create_app(settings: Settings, *, state: ServiceState | None = None) -> Fast
     )
     app.state.service = service
     install_error_handlers(app)
-    for module in (health, auth, recordings, imports, calls, audio, jobs, alerts, rules, review):
+    for module in (
+        health,
+        auth,
+        recordings,
+        imports,
+        calls,
+        audio,
+        jobs,
+        alerts,
+        rules,
+        review,
+        audit,
+    ):
         app.include_router(module.router)
+    app.include_router(evidence_router)  # a call's export, masked per role (issue 13)
+    app.include_router(complaints_router)  # complaint register, evidence (issue 11)
+    app.include_router(trends_router)  # trends and coaching (issue 11)
     install_docs(app)
     return app

@@ -14,9 +14,11 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
+from qa_service.api.audit import actor_of, record_success, recording_failures
 from qa_service.api.calls import not_found, visible_call_row
 from qa_service.api.deps import Caller, State
 from qa_service.api.schemas import ErrorResponse
+from qa_service.audit.events import AuditEvent
 from qa_service.db.tables import CallRow
 from qa_service.errors import RangeNotSatisfiable
 
@@ -71,15 +73,21 @@ def _recording_path(state: State, row: CallRow) -> Path | None:
 )
 def get_audio(call_id: str, request: Request, state: State, principal: Caller) -> FileResponse:
     """The recording's bytes; ``Range: bytes=...`` gives 206 with that part."""
-    with state.sessions() as session:
-        row = visible_call_row(session, principal, call_id)
-        path = _recording_path(state, row)
-        name = row.recording
-    if path is None:
-        raise not_found(call_id)
+    actor = actor_of(request, principal)
+    target = f"call:{call_id}"
     header = request.headers.get("range")
-    if header is not None:
-        check_range(header, path.stat().st_size)
+    with recording_failures(state, actor, AuditEvent.AUDIO_PLAY, target, range=header):
+        with state.sessions() as session:
+            row = visible_call_row(session, principal, call_id)
+            path = _recording_path(state, row)
+            name = row.recording
+        if path is None:
+            raise not_found(call_id)
+        if header is not None:
+            check_range(header, path.stat().st_size)
+    # A player fetches one recording in many ranges: a play is recorded once, at its start.
+    if header is None or header.replace(" ", "").lower().startswith("bytes=0-"):
+        record_success(state, actor, AuditEvent.AUDIO_PLAY, target, range=header)
     media_type = mimetypes.guess_type(name)[0] or mimetypes.guess_type(path.name)[0]
     return FileResponse(
         path,

@@ -8,10 +8,11 @@ changed (expired, or reset by an administrator) these routes are all the caller 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from qa_service.accounts.service import change_password, login
 from qa_service.accounts.sessions import end_session
+from qa_service.api.audit import actor_of, client_ip, recording_failures
 from qa_service.api.deps import SESSION_COOKIE, SignedIn, State
 from qa_service.api.schemas import (
     ErrorResponse,
@@ -21,6 +22,7 @@ from qa_service.api.schemas import (
     PasswordChange,
     UserOut,
 )
+from qa_service.audit.events import AuditEvent, record_event
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -33,11 +35,17 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
         423: {"model": ErrorResponse, "description": "account locked after failed logins"},
     },
 )
-def post_login(body: LoginRequest, response: Response, state: State) -> LoginResponse:
+def post_login(
+    body: LoginRequest, request: Request, response: Response, state: State
+) -> LoginResponse:
     """Check the credentials and start a browser session (cookie + CSRF token)."""
     settings = state.settings
     result = login(
-        state.sessions, username=body.username, password=body.password, settings=settings
+        state.sessions,
+        username=body.username,
+        password=body.password,
+        settings=settings,
+        client_ip=client_ip(request),
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -53,11 +61,18 @@ def post_login(body: LoginRequest, response: Response, state: State) -> LoginRes
 
 
 @router.post("/logout", status_code=204, responses={401: {"model": ErrorResponse}})
-def post_logout(principal: SignedIn, state: State) -> Response:
+def post_logout(request: Request, principal: SignedIn, state: State) -> Response:
     """End this browser session (a bearer token stays valid: revoke it instead)."""
-    if principal.session_id is not None:
-        with state.sessions.begin() as session:
+    with state.sessions.begin() as session:
+        if principal.session_id is not None:
             end_session(session, session_id=principal.session_id)
+        record_event(
+            session,
+            actor=actor_of(request, principal),
+            event=AuditEvent.LOGOUT,
+            target=f"user:{principal.username}",
+            details={"session_id": principal.session_id, "token_id": principal.token_id},
+        )
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=state.settings.cookie_secure
@@ -76,9 +91,16 @@ def get_me(principal: SignedIn) -> MeResponse:
     status_code=204,
     responses={401: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
-def post_password(body: PasswordChange, principal: SignedIn, state: State) -> Response:
+def post_password(
+    body: PasswordChange, request: Request, principal: SignedIn, state: State
+) -> Response:
     """Change one's own password; other sessions of the account end, this one stays."""
-    with state.sessions.begin() as session:
+    actor = actor_of(request, principal)
+    target = f"user:{principal.username}"
+    with (
+        recording_failures(state, actor, AuditEvent.PASSWORD_CHANGE, target),
+        state.sessions.begin() as session,
+    ):
         change_password(
             session,
             user_id=principal.user_id,
@@ -86,5 +108,6 @@ def post_password(body: PasswordChange, principal: SignedIn, state: State) -> Re
             new_password=body.new_password,
             keep_session_id=principal.session_id,
             settings=state.settings,
+            actor=actor,
         )
     return Response(status_code=204)

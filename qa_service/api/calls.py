@@ -10,15 +10,18 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from qa_service.accounts.roles import Permission, Principal
 from qa_service.accounts.scope import visible_calls
+from qa_service.api.audit import actor_of, record_success, recording_failures
 from qa_service.api.deps import Caller, State, require
+from qa_service.api.pii import call_numbers, number_filter, readable_analysis, readable_page
 from qa_service.api.rules import citation_json
 from qa_service.api.schemas import CallDetail, CallList, ErrorResponse
+from qa_service.audit.events import AuditEvent
 from qa_service.db import repository as repo
 from qa_service.db.listing import CallFilters, list_call_page
 from qa_service.db.tables import CallRow
@@ -71,6 +74,9 @@ def list_calls(
     ] = None,
     review: Annotated[ReviewState | None, Query(description="复核状态 review state")] = None,
     q: Annotated[str | None, Query(max_length=200, description="转写文本全文检索")] = None,
+    number: Annotated[
+        str | None, Query(max_length=32, description="被叫号码（需查看个人信息权限）")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> CallList:
@@ -87,21 +93,27 @@ def list_calls(
         status=status,
         review=review.value if review is not None else None,
         text=q,
+        dialed_number_hash=number_filter(number, principal) if number else None,
     )
     with state.sessions() as session:
         page = list_call_page(
             session, filters=filters, scope=visible_calls(principal), limit=limit, cursor=cursor
         )
-    return CallList.from_page(page)
+    return CallList.from_page(readable_page(page, principal))
 
 
 @router.get("/{call_id}", response_model=CallDetail, responses=_NOT_FOUND)
-def get_call(call_id: str, state: State, principal: Caller) -> dict[str, Any]:
+def get_call(call_id: str, request: Request, state: State, principal: Caller) -> dict[str, Any]:
     """The call as ``output.md`` describes it, plus its status, review state and metadata."""
-    with state.sessions() as session:
+    actor = actor_of(request, principal)
+    target = f"call:{call_id}"
+    with (
+        recording_failures(state, actor, AuditEvent.CALL_VIEW, target),
+        state.sessions() as session,
+    ):
         row = visible_call_row(session, principal, call_id)
         analysis = repo.get_call(session, call_id=call_id)
-        out = analysis_to_json(analysis)
+        out = analysis_to_json(readable_analysis(analysis, principal))
         for finding in out["findings"]:  # why each finding is a violation (issue 10)
             finding["citation"] = citation_json(finding["rule"])
         out["review"] = review_summary(session, call_pk=row.id)
@@ -114,6 +126,8 @@ def get_call(call_id: str, state: State, principal: Caller) -> dict[str, Any]:
         for key in ("agent_id", "team_id", "agency_id", "direction", "contact_role"):
             out[key] = getattr(row, key)
         out["attempts"] = row.attempts
+        out.update(call_numbers(row, principal))  # masked without view_pii
         if row.status == "failed":
             out["error"] = {"code": "analysis_failed", "message": row.last_error}
+    record_success(state, actor, AuditEvent.CALL_VIEW, target)
     return out

@@ -14,9 +14,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from qa_service.accounts.roles import Permission, Principal
+from qa_service.api.audit import actor_of, record_failure
 from qa_service.api.deps import State, require
 from qa_service.api.schemas import ErrorResponse, ImportResult, RejectedRow
 from qa_service.api.uploads import receive_upload
+from qa_service.audit.events import AuditEvent, record_event
 from qa_service.db import repository as repo
 from qa_service.errors import DialLogError, QAServiceError
 from qa_service.ingest.dial_log import parse_dial_log, parse_do_not_call
@@ -84,17 +86,32 @@ def _rejected_row(exc: QAServiceError) -> RejectedRow:
     responses=_REFUSALS,
     openapi_extra=_multipart_doc("拨号记录 CSV（UTF-8、GBK 或 UTF-16）"),
 )
-async def import_dial_log(request: Request, state: State, _caller: Importer) -> ImportResult:
+async def import_dial_log(request: Request, state: State, caller: Importer) -> ImportResult:
     """Import a dial log (CSV) as ``qa-service cdr import`` does."""
-    name, data = await _read_upload(request, state)
-    rejected: list[DialLogError] = []
-    attempts = parse_dial_log(
-        data, name=name, assume_offset=state.settings.local_tz, rejected=rejected
-    )
+    actor = actor_of(request, caller)
+    try:
+        name, data = await _read_upload(request, state)
+        rejected: list[DialLogError] = []
+        attempts = parse_dial_log(
+            data, name=name, assume_offset=state.settings.local_tz, rejected=rejected
+        )
+    except QAServiceError as exc:
+        await run_in_threadpool(
+            record_failure, state, actor, AuditEvent.DIAL_LOG_IMPORT, "dial-log", exc
+        )
+        raise
 
     def save() -> int:
         with state.sessions.begin() as session:
-            return repo.save_dial_attempts(session, attempts=attempts)
+            added = repo.save_dial_attempts(session, attempts=attempts)
+            record_event(
+                session,
+                actor=actor,
+                event=AuditEvent.DIAL_LOG_IMPORT,
+                target=f"file:{name}",
+                details={"rows": len(attempts), "imported": added, "rejected": len(rejected)},
+            )
+            return added
 
     imported = await run_in_threadpool(save)
     return ImportResult(imported=imported, rejected=[_rejected_row(e) for e in rejected])
@@ -106,13 +123,28 @@ async def import_dial_log(request: Request, state: State, _caller: Importer) -> 
     responses=_REFUSALS,
     openapi_extra=_multipart_doc("禁止拨打名单：CSV（号码列）或每行一个号码"),
 )
-async def import_do_not_call(request: Request, state: State, _caller: Importer) -> ImportResult:
+async def import_do_not_call(request: Request, state: State, caller: Importer) -> ImportResult:
     """Add the numbers of a do-not-call list as ``qa-service dnc import`` does."""
-    name, data = await _read_upload(request, state)
-    entries = parse_do_not_call(data, name=name)
+    actor = actor_of(request, caller)
+    try:
+        name, data = await _read_upload(request, state)
+        entries = parse_do_not_call(data, name=name)
+    except QAServiceError as exc:
+        await run_in_threadpool(
+            record_failure, state, actor, AuditEvent.DNC_IMPORT, "do-not-call", exc
+        )
+        raise
 
     def save() -> int:
         with state.sessions.begin() as session:
-            return repo.add_do_not_call(session, entries=entries)
+            added = repo.add_do_not_call(session, entries=entries)
+            record_event(
+                session,
+                actor=actor,
+                event=AuditEvent.DNC_IMPORT,
+                target=f"file:{name}",
+                details={"numbers": len(entries), "added": added},
+            )
+            return added
 
     return ImportResult(imported=await run_in_threadpool(save), rejected=[])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from qa_service.accounts.roles import Permission, Principal
+from qa_service.api.audit import actor_of, record_success, recording_failures
 from qa_service.api.deps import State, require
 from qa_service.api.schemas import ErrorResponse, FailedCall, FailedCallList, RequeueResult
+from qa_service.audit.events import AuditEvent
 from qa_service.worker.submit import list_failed, requeue_failed
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -44,7 +46,10 @@ def get_failed(state: State, _caller: JobManager) -> FailedCallList:
     response_model=RequeueResult,
     responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
 )
-def post_requeue(call_id: str, state: State, _caller: JobManager) -> RequeueResult:
+def post_requeue(call_id: str, request: Request, state: State, caller: JobManager) -> RequeueResult:
     """Put a failed call back in the queue (409 if it is not failed)."""
-    submission = requeue_failed(state.sessions, call_id=call_id, queue=state.queue)
+    actor = actor_of(request, caller)
+    with recording_failures(state, actor, AuditEvent.JOB_REQUEUE, f"call:{call_id}"):
+        submission = requeue_failed(state.sessions, call_id=call_id, queue=state.queue)
+    record_success(state, actor, AuditEvent.JOB_REQUEUE, f"call:{call_id}")
     return RequeueResult(call_id=submission.call_id, status=str(submission.status))

@@ -15,12 +15,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from qa_service.accounts.roles import Permission, Principal
+from qa_service.api.audit import actor_of, record_failure, record_success
 from qa_service.api.deps import State, require
 from qa_service.api.schemas import ErrorResponse, UploadResult
 from qa_service.api.state import ServiceState
 from qa_service.api.uploads import ReceivedUpload, receive_upload
+from qa_service.audit.events import AuditEvent
 from qa_service.domain import CallMetadata
-from qa_service.errors import AudioDecodeError, EmptyFile, UnsupportedFormat
+from qa_service.errors import AudioDecodeError, EmptyFile, QAServiceError, UnsupportedFormat
 from qa_service.ingest.audio import probe_audio
 from qa_service.ingest.recordings import parse_metadata_bytes
 from qa_service.worker.submit import Submission, submit_recording
@@ -106,13 +108,38 @@ async def upload_recording(
     request: Request, response: Response, state: State, principal: Uploader
 ) -> UploadResult:
     """Upload one recording (multipart ``file`` + optional ``metadata`` JSON) for analysis."""
-    upload = await receive_upload(
-        request, max_bytes=state.max_upload_bytes, tmp_dir=state.upload_tmp_dir
-    )
+    actor = actor_of(request, principal)
+    filename: str | None = None
     try:
-        submission = await run_in_threadpool(_store_and_submit, state, upload, principal)
-    finally:
-        upload.path.unlink(missing_ok=True)
+        upload = await receive_upload(
+            request, max_bytes=state.max_upload_bytes, tmp_dir=state.upload_tmp_dir
+        )
+        filename = upload.filename
+        try:
+            submission = await run_in_threadpool(_store_and_submit, state, upload, principal)
+        finally:
+            upload.path.unlink(missing_ok=True)
+    except QAServiceError as exc:
+        await run_in_threadpool(
+            record_failure,
+            state,
+            actor,
+            AuditEvent.RECORDING_UPLOAD,
+            "recording",
+            exc,
+            filename=filename,
+        )
+        raise
+    await run_in_threadpool(
+        record_success,
+        state,
+        actor,
+        AuditEvent.RECORDING_UPLOAD,
+        f"call:{submission.call_id}",
+        filename=filename,
+        sha256=submission.sha256,
+        created=submission.created,
+    )
     if not submission.created:
         response.status_code = 200
     return UploadResult(

@@ -20,6 +20,9 @@ from qa_service.settings import get_settings
 if TYPE_CHECKING:  # SQLAlchemy loads only when a command runs: keeps `qa-service --help` fast
     from sqlalchemy.orm import Session
 
+    from qa_service.accounts.roster import ImportResult
+    from qa_service.audit.events import Actor
+
 user_app = typer.Typer(help="账户 / user accounts", no_args_is_help=True)
 token_app = typer.Typer(help="API 令牌 / API tokens for machine clients", no_args_is_help=True)
 roster_app = typer.Typer(help="坐席名单 / agent roster (team, agency)", no_args_is_help=True)
@@ -90,6 +93,7 @@ def user_add(
                 agent_id=agent_id,
                 must_change_password=must_change,
                 settings=settings,
+                actor=_actor(),
             )
     except QAServiceError as exc:
         raise fail(exc) from exc
@@ -103,7 +107,7 @@ def user_disable(name: Annotated[str, typer.Argument(help="用户名 / user name
 
     try:
         with open_sessions(get_settings()) as factory, factory.begin() as session:
-            ended, revoked = disable_user(session, user_id=_user_id(session, name))
+            ended, revoked = disable_user(session, user_id=_user_id(session, name), actor=_actor())
     except QAServiceError as exc:
         raise fail(exc) from exc
     typer.echo(f"已停用 {name}：结束会话 {ended} 个，撤销令牌 {revoked} 个 / disabled")
@@ -116,7 +120,7 @@ def user_enable(name: Annotated[str, typer.Argument(help="用户名 / user name"
 
     try:
         with open_sessions(get_settings()) as factory, factory.begin() as session:
-            enable_user(session, user_id=_user_id(session, name))
+            enable_user(session, user_id=_user_id(session, name), actor=_actor())
     except QAServiceError as exc:
         raise fail(exc) from exc
     typer.echo(f"已启用 {name} / enabled")
@@ -139,6 +143,7 @@ def user_reset_password(
                 user_id=_user_id(session, name),
                 new_password=password,
                 settings=settings,
+                actor=_actor(),
             )
     except QAServiceError as exc:
         raise fail(exc) from exc
@@ -183,7 +188,9 @@ def token_create(
 
     try:
         with open_sessions(get_settings()) as factory, factory.begin() as session:
-            token = create_api_token(session, user_id=_user_id(session, name), name=label)
+            token = create_api_token(
+                session, user_id=_user_id(session, name), name=label, actor=_actor()
+            )
     except QAServiceError as exc:
         raise fail(exc) from exc
     typer.echo(token)
@@ -203,6 +210,7 @@ def roster_import(
     try:
         with open_sessions(get_settings()) as factory, factory.begin() as session:
             result = import_roster(session, csv_path=path)
+            _record_roster(session, path, result)
     except QAServiceError as exc:
         raise fail(exc) from exc
     typer.echo(
@@ -212,6 +220,30 @@ def roster_import(
     for rejected in result.rejected:
         typer.secho(f"  第 {rejected.line} 行：{rejected.reason}", err=True, fg="yellow")
     raise typer.Exit(code=1 if result.rejected else 0)
+
+
+def _actor() -> Actor:
+    from qa_service.audit.events import Actor
+
+    return Actor.cli()
+
+
+def _record_roster(session: Session, path: Path, result: ImportResult) -> None:
+    from qa_service.audit.events import AuditEvent, record_event
+
+    record_event(
+        session,
+        actor=_actor(),
+        event=AuditEvent.ROSTER_IMPORT,
+        target=f"file:{path.name}",
+        details={
+            "created": result.created,
+            "updated": result.updated,
+            "unchanged": result.unchanged,
+            "calls_updated": result.calls_updated,
+            "rejected": len(result.rejected),
+        },
+    )
 
 
 def _user_id(session: Session, name: str) -> int:

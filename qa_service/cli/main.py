@@ -10,7 +10,7 @@ import json
 import sys
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from qa_service.cli.support import fail, open_sessions
 from qa_service.domain import CallAnalysis, CallMetadata, CallStatus, DialAttempt
 from qa_service.errors import QAServiceError
 from qa_service.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # SQLAlchemy loads only when a command runs
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(
     help="催收外包通话质检 / QA speech analytics for collection calls",
@@ -252,6 +255,7 @@ def cdr_import(path: Path) -> None:
         attempts = load_dial_log(path, assume_offset=settings.local_tz)
         with open_sessions(settings) as factory, factory() as session, session.begin():
             added = repo.save_dial_attempts(session, attempts=attempts)
+            _record_import(session, "import.dial_log", path, rows=len(attempts), imported=added)
     except QAServiceError as exc:
         raise fail(exc) from exc
     typer.echo(f"导入拨号记录 {added} 条新记录（文件共 {len(attempts)} 条）")
@@ -268,9 +272,18 @@ def dnc_import(path: Path) -> None:
         entries = load_do_not_call(path)
         with open_sessions(settings) as factory, factory() as session, session.begin():
             added = repo.add_do_not_call(session, entries=entries)
+            _record_import(session, "import.do_not_call", path, numbers=len(entries), added=added)
     except QAServiceError as exc:
         raise fail(exc) from exc
     typer.echo(f"禁止拨打名单新增 {added} 个号码（文件共 {len(entries)} 个）")
+
+
+def _record_import(session: Session, event: str, path: Path, **details: object) -> None:
+    from qa_service.audit.events import Actor, record_event
+
+    record_event(
+        session, actor=Actor.cli(), event=event, target=f"file:{path.name}", details=details
+    )
 
 
 @dnc_app.command("list")
@@ -314,10 +327,25 @@ from qa_service.cli.demo import register as _register_demo  # noqa: E402
 
 _register_demo(app, run_analysis=_run_analysis)
 
+# keys generate | rotate: personal data at rest (qa_service.privacy.keys).
+from qa_service.cli.keys import register as _register_keys  # noqa: E402
+
+_register_keys(app)
+
+# audit verify | list | review, retention run | hold | release (qa_service.audit).
+from qa_service.cli.audit import register as _register_audit  # noqa: E402
+
+_register_audit(app)
+
 # export review-labels, review-stats: learning from reviews (qa_service.review).
 from qa_service.cli.review import register as _register_review  # noqa: E402
 
 _register_review(app)
+
+# complaints import, trends, coaching (qa_service.complaints, qa_service.trends).
+from qa_service.cli.complaints import register as _register_complaints  # noqa: E402
+
+_register_complaints(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

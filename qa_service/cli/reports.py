@@ -197,8 +197,55 @@ def scorecard(
         )
         _warn_versions(report.total.stats.rubric_versions)
         _emit(scorecard_tables(report), report.as_dict(), fmt=fmt, output=output, lang=lang)
+        _record_export(
+            settings,
+            "scorecard",
+            fmt=fmt,
+            output=output,
+            period=period,
+            by=by.value,
+            agent=agent,
+            team=team,
+            agency=agency,
+            rubric_version=rubric_version,
+        )
     except QAServiceError as exc:
         raise fail(exc) from exc
+
+
+def _record_export(
+    settings: Settings, report: str, *, fmt: Format, output: Path | None, **details: Any
+) -> None:
+    """An export is an audit event (operator: the OS user running the command)."""
+    from qa_service.audit.events import Actor, AuditEvent, record_event_committed
+
+    with open_sessions(settings) as factory:
+        record_event_committed(
+            factory,
+            actor=Actor.cli(),
+            event=AuditEvent.EXPORT,
+            target=f"file:{output.resolve()}" if output is not None else "stdout",
+            details={"report": report, "format": fmt.value, **details},
+        )
+
+
+def _record_rescore(
+    session: Session,
+    version: str,
+    start: datetime | None,
+    end: datetime | None,
+    results: list[Any],
+) -> None:
+    from qa_service.audit.events import Actor, AuditEvent, record_event
+
+    changed = [r.call_id for r in results if r.changed and r.recorded]
+    record_event(
+        session,
+        actor=Actor.cli(),
+        event=AuditEvent.RESCORE,
+        target=f"rubric:{version}",
+        details={"start": start, "end": end, "calls": len(results), "changed": changed},
+    )
 
 
 def _warn_versions(versions: tuple[str, ...]) -> None:
@@ -255,6 +302,7 @@ def report_agency(
         )
         _warn_versions(tuple(sorted({v for row in report.rows for v in row.stats.rubric_versions})))
         _emit(agency_tables(report), report.as_dict(), fmt=fmt, output=output, lang=lang)
+        _record_export(settings, "agency", fmt=fmt, output=output, period=period, agency=agency)
     except QAServiceError as exc:
         raise fail(exc) from exc
 
@@ -335,6 +383,8 @@ def rescore(
             end = Period(end_day, end_day).bounds(tz)[1]
         with open_sessions(settings) as factory, factory.begin() as session:
             results = rescore_period(session, rubric=rubric, start=start, end=end, dry_run=dry_run)
+            if not dry_run:
+                _record_rescore(session, rubric.version, start, end, results)
         data = {
             "rubric_version": rubric.version,
             "rubric": str(rubric.source),

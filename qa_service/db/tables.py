@@ -31,7 +31,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from qa_service.db.sealed import PHONE, TRANSCRIPT, SealedJSON, SealedText, number_digest
 
 # Explicit constraint names: Alembic can only alter or drop a constraint it can name, and
 # SQLite's batch mode (table copy) needs names to carry constraints over.
@@ -130,7 +132,10 @@ class CallRow(Base):
     source_path: Mapped[str | None] = mapped_column(Text)
     agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
     customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    dialed_number: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Since 0008 sealed (AES-GCM) and looked up by its keyed hash; the ``metadata`` JSON holds
+    # the number masked (qa_service.privacy): see qa_service.db.rows.call_metadata.
+    dialed_number: Mapped[str | None] = mapped_column(SealedText(PHONE))
+    dialed_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     contact_role: Mapped[str | None] = mapped_column(String(32))
     direction: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -160,6 +165,11 @@ class CallRow(Base):
     # The recording's extension in the audio store (None: not in the store, e.g. a CLI run).
     audio_ext: Mapped[str | None] = mapped_column(String(16))
     uploaded_by: Mapped[str | None] = mapped_column(String(128))
+
+    @validates("dialed_number")
+    def _hash_number(self, _key: str, value: str | None) -> str | None:
+        self.dialed_number_hash = number_digest(value)
+        return value
 
     utterances: Mapped[list[UtteranceRow]] = relationship(
         back_populates="call",
@@ -199,9 +209,13 @@ class UtteranceRow(Base):
     channel: Mapped[int] = mapped_column(Integer)
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
+    # Since 0008 ``text`` and ``raw_text`` hold the transcript with personal numbers masked
+    # (what search indexes and what readers without view_pii see); ``pii_sealed`` the
+    # originals of the masked fields, sealed, or NULL when nothing was masked.
     text: Mapped[str] = mapped_column(Text)
     raw_text: Mapped[str | None] = mapped_column(Text)
     avg_logprob: Mapped[float | None] = mapped_column(Float)
+    pii_sealed: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON(TRANSCRIPT))
 
     call: Mapped[CallRow] = relationship(back_populates="utterances")
 
@@ -227,6 +241,8 @@ class FindingRow(Base):
     source: Mapped[str] = mapped_column(String(32))
     confidence: Mapped[float] = mapped_column(Float)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    # Since 0008, as on utterances: ``text``/``evidence`` masked, the originals sealed here.
+    pii_sealed: Mapped[dict[str, Any] | None] = mapped_column(SealedJSON(TRANSCRIPT))
     review_status: Mapped[str] = mapped_column(
         String(16), default="pending", server_default="pending"
     )
@@ -261,8 +277,9 @@ class DialAttemptRow(Base):
 
     __tablename__ = "dial_attempts"
     __table_args__ = (
-        # Importing the same dial log twice must not double-count attempts (M02).
-        UniqueConstraint("dialed_number", "started_at", "agent_id"),
+        # Importing the same dial log twice must not double-count attempts (M02); the
+        # number is sealed (0008), so its keyed hash stands for it.
+        UniqueConstraint("dialed_number_hash", "started_at", "agent_id"),
         Index("ix_dial_attempts_customer_id_started_at", "customer_id", "started_at"),
     )
 
@@ -270,10 +287,16 @@ class DialAttemptRow(Base):
     call_id: Mapped[str | None] = mapped_column(String(128))
     agent_id: Mapped[str] = mapped_column(String(64))
     customer_id: Mapped[str] = mapped_column(String(64))
-    dialed_number: Mapped[str] = mapped_column(String(32))
+    dialed_number: Mapped[str] = mapped_column(SealedText(PHONE))
+    dialed_number_hash: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime]
     connected: Mapped[bool] = mapped_column(Boolean)
     duration_s: Mapped[float] = mapped_column(Float)
+
+    @validates("dialed_number")
+    def _hash_number(self, _key: str, value: str) -> str:
+        self.dialed_number_hash = number_digest(value) or ""
+        return value
 
 
 class DoNotCallRow(Base):
@@ -282,11 +305,18 @@ class DoNotCallRow(Base):
     __tablename__ = "do_not_call"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
-    dialed_number: Mapped[str] = mapped_column(String(32), unique=True)
-    reason: Mapped[str] = mapped_column(Text, default="")
+    # Sealed since 0008; one entry per number, kept unique by the keyed hash.
+    dialed_number: Mapped[str] = mapped_column(SealedText(PHONE))
+    dialed_number_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(Text, default="")  # masked (a refusal may quote one)
     source: Mapped[str] = mapped_column(String(16))
     source_call_id: Mapped[str | None] = mapped_column(String(128))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("dialed_number")
+    def _hash_number(self, _key: str, value: str) -> str:
+        self.dialed_number_hash = number_digest(value) or ""
+        return value
 
 
 class CallScoreRow(Base):
@@ -634,3 +664,179 @@ class AlertDeliveryRow(Base):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+
+
+# --- audit trail and retention (0009) --------------------------------------------------
+
+AUDIT_RESULTS = ("success", "failure")
+ACTOR_KINDS = ("user", "cli", "system")
+
+
+class AuditEventRow(Base):
+    """One audit event, a link of the hash chain (see :mod:`qa_service.audit.chain`).
+
+    Append-only: database triggers refuse UPDATE and DELETE (DELETE only of rows the
+    retention run has checkpointed). ``seq`` is assigned under the chain-head lock, so it has
+    no gaps; no foreign keys on purpose, so nothing cascades into the trail.
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint(_in("result", AUDIT_RESULTS), name="result"),
+        CheckConstraint(_in("actor_kind", ACTOR_KINDS), name="actor_kind"),
+    )
+
+    seq: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(IdType, index=True)
+    actor_name: Mapped[str] = mapped_column(String(128), index=True)
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    result: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str | None] = mapped_column(String(512))
+    # Canonical JSON text, exactly what was hashed: JSONB would re-encode it.
+    details: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHeadRow(Base):
+    """The one row (id 1) every append locks: the chain's last link and the purge horizon."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(IdType)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    # Rows up to here were purged by retention (the triggers let only those be deleted).
+    purged_through_seq: Mapped[int] = mapped_column(IdType)
+    purged_through_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditReviewRow(Base):
+    """A periodic review of the audit trail: who reviewed which period, when, and what."""
+
+    __tablename__ = "audit_reviews"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    reviewed_at: Mapped[datetime] = mapped_column(index=True)
+    reviewer_kind: Mapped[str] = mapped_column(String(16))
+    reviewer_id: Mapped[int | None] = mapped_column(IdType)
+    reviewer_name: Mapped[str] = mapped_column(String(128))
+    period_from: Mapped[datetime]
+    period_to: Mapped[datetime]
+    events: Mapped[int] = mapped_column(Integer)
+    first_seq: Mapped[int | None] = mapped_column(IdType)
+    last_seq: Mapped[int | None] = mapped_column(IdType)
+    # The chain's last hash at review time: an anchor a later verify can be held against.
+    head_hash: Mapped[str] = mapped_column(String(64))
+    chain_ok: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(Text)
+    audit_seq: Mapped[int] = mapped_column(IdType)
+
+
+class RetentionHoldRow(Base):
+    """A hold keeping a call from the retention purge (e.g. litigation), until released."""
+
+    __tablename__ = "retention_holds"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    call_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None]
+
+
+# --- complaints (0010): the complaint register, its linked calls, coaching trainings -----
+
+COMPLAINT_SOURCES = ("agency", "hotline", "branch", "bank_forwarded", "other")
+COMPLAINT_LEVELS = ("general", "serious", "major")
+COMPLAINT_TYPES = ("abuse", "improper_method", "misinformation", "broken_promise", "other")
+COMPLAINT_OUTCOMES = ("at_fault", "partly_at_fault", "not_at_fault")
+
+
+class ComplaintRow(Base):
+    """One customer complaint (qa_service.complaints): open until it has an ``outcome``.
+
+    The customer is named by ``customer_id`` and/or a phone number (sealed, looked up by
+    its keyed hash, as on calls). ``team_id``/``agency_id``/``agent_id`` are those of the
+    most recent linked call: they decide which supervisors see the complaint and where the
+    trends count it.
+    """
+
+    __tablename__ = "complaints"
+    __table_args__ = (
+        CheckConstraint(_in("source", COMPLAINT_SOURCES), name="source"),
+        CheckConstraint(_in("level", COMPLAINT_LEVELS), name="level"),
+        CheckConstraint(_in("type", COMPLAINT_TYPES), name="type"),
+        CheckConstraint("outcome IS NULL OR " + _in("outcome", COMPLAINT_OUTCOMES), name="outcome"),
+        CheckConstraint("customer_id IS NOT NULL OR phone_hash IS NOT NULL", name="customer"),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    # The bank's complaint number (工单号): importing the same list twice adds nothing.
+    reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    level: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    phone: Mapped[str | None] = mapped_column(SealedText(PHONE))
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    team_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), index=True)
+    outcome_by_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    outcome_by: Mapped[str | None] = mapped_column(String(128))
+    outcome_at: Mapped[datetime | None]
+    follow_up: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @validates("phone")
+    def _hash_phone(self, _key: str, value: str | None) -> str | None:
+        self.phone_hash = number_digest(value)
+        return value
+
+
+class ComplaintCallRow(Base):
+    """A call of the complaint's customer in the window before the complaint arrived."""
+
+    __tablename__ = "complaint_calls"
+    __table_args__ = (UniqueConstraint("complaint_id", "call_id"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("complaints.id", ondelete="CASCADE"), index=True
+    )
+    call_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("calls.id", ondelete="CASCADE"), index=True
+    )
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRow(Base):
+    """A re-training a supervisor gave an agent (on one rule, or on the score as a whole)."""
+
+    __tablename__ = "coaching_trainings"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64), index=True)
+    rule: Mapped[str | None] = mapped_column(String(8))
+    trained_at: Mapped[datetime] = mapped_column(index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by_id: Mapped[int | None] = mapped_column(
+        IdType, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

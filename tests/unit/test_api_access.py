@@ -29,6 +29,7 @@ from api_support import (
     seed_appeal,
     seed_call,
 )
+from complaints_support import seed_complaint
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
@@ -68,6 +69,17 @@ JOB_MANAGERS: Expectation = {
     "agent": 403,
 }
 
+ALERT_RECEIVERS: Expectation = {
+    "anonymous": 401,
+    "admin": 403,
+    "manager": 200,
+    "supervisor": 200,
+    "inspector": 403,
+    "agent": 403,
+}
+# Alert ids by call, filled by the fixture: "own" is the alert of OWN_CALL.
+ALERT_IDS: dict[str, int] = {}
+
 # The review loop: each step is its role's only. Bodiless steps change the seeded calls'
 # state, so their result depends on the order the cases run in: 200 or 409 both mean the
 # caller was let through; the review tests check the states themselves.
@@ -89,17 +101,6 @@ AGENT_BODY: Expectation = {**NOT_ROLE, "agent:own": 422, "agent:other": 404}
 FINDING_IDS: dict[str, int] = {}
 APPEAL_IDS: dict[str, int] = {}
 OWN_APPEAL_CALL, OTHER_APPEAL_CALL = "own-appeal", "other-appeal"
-
-ALERT_RECEIVERS: Expectation = {
-    "anonymous": 401,
-    "admin": 403,
-    "manager": 200,
-    "supervisor": 200,
-    "inspector": 403,
-    "agent": 403,
-}
-# Alert ids by call, filled by the fixture: "own" is the alert of OWN_CALL.
-ALERT_IDS: dict[str, int] = {}
 
 EXPECTED: dict[tuple[str, str], Expectation] = {
     ("GET", "/healthz"): EVERYONE_200,
@@ -124,9 +125,15 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     },
     ("GET", "/api/v1/calls/{call_id}"): VIEWERS_ONLY,
     ("GET", "/api/v1/calls/{call_id}/audio"): VIEWERS_ONLY,
+    ("GET", "/api/v1/calls/{call_id}/export"): VIEWERS_ONLY,
     ("GET", "/api/v1/jobs/failed"): JOB_MANAGERS,
     # The seeded calls are analysed, not failed: the admin gets past access to a 409.
     ("POST", "/api/v1/jobs/failed/{call_id}/requeue"): {**JOB_MANAGERS, "admin": 409},
+    # The audit trail: administrators only (JOB_MANAGERS is the same admin-only table).
+    ("GET", "/api/v1/audit"): JOB_MANAGERS,
+    ("GET", "/api/v1/audit/verify"): JOB_MANAGERS,
+    ("GET", "/api/v1/audit/reviews"): JOB_MANAGERS,
+    ("POST", "/api/v1/audit/reviews"): {**JOB_MANAGERS, "admin": 422},  # empty body
     # Alerts go to supervisors (their teams) and managers (all, read-only: no ack).
     ("GET", "/api/v1/alerts"): ALERT_RECEIVERS,
     ("GET", "/api/v1/alerts/stream"): ALERT_RECEIVERS,
@@ -163,6 +170,54 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     ("GET", "/api/v1/calls/{call_id}/scores"): VIEWERS_ONLY,
 }
 
+# Complaints, trends and coaching (issue 11): the register for managers (all, read-only),
+# supervisors (their teams) and inspectors (all); nothing for admins and agents.
+COMPLAINT_IDS: dict[str, int] = {}
+_COMPLAINT_READERS: Expectation = {
+    "anonymous": 401,
+    "admin": 403,
+    "manager": 200,
+    "supervisor": 200,
+    "inspector": 200,
+    "agent": 403,
+}
+_ONE_COMPLAINT: Expectation = {
+    **_COMPLAINT_READERS,
+    "supervisor:own": 200,
+    "supervisor:other": 404,
+}
+_COMPLAINT_WRITERS: Expectation = {  # an empty body: 422 proves the caller got past access
+    **_COMPLAINT_READERS,
+    "manager": 403,
+    "supervisor": 422,
+    "inspector": 422,
+}
+_AGGREGATE_VIEWERS: Expectation = {**_COMPLAINT_READERS, "inspector": 403}
+EXPECTED.update(
+    {
+        ("GET", "/api/v1/complaints"): _COMPLAINT_READERS,
+        ("POST", "/api/v1/complaints"): _COMPLAINT_WRITERS,
+        ("POST", "/api/v1/complaints/import"): _COMPLAINT_WRITERS,
+        ("GET", "/api/v1/complaints/{complaint_id}"): _ONE_COMPLAINT,
+        ("GET", "/api/v1/complaints/{complaint_id}/evidence"): _ONE_COMPLAINT,
+        ("POST", "/api/v1/complaints/{complaint_id}/outcome"): {  # a valid outcome is sent
+            **_ONE_COMPLAINT,
+            "manager": 403,
+        },
+        ("GET", "/api/v1/trends"): _AGGREGATE_VIEWERS,
+        ("GET", "/api/v1/trends/export"): _AGGREGATE_VIEWERS,
+        ("GET", "/api/v1/coaching"): _AGGREGATE_VIEWERS,
+        ("GET", "/api/v1/coaching/export"): _AGGREGATE_VIEWERS,
+        ("GET", "/api/v1/coaching/trainings"): _AGGREGATE_VIEWERS,
+        ("POST", "/api/v1/coaching/trainings"): {
+            **_COMPLAINT_READERS,
+            "manager": 403,
+            "supervisor": 422,
+            "inspector": 403,
+        },
+    }
+)
+
 
 def _request_kwargs(method: str, path: str, caller: str) -> dict[str, Any]:
     if path == "/api/v1/auth/login":
@@ -171,6 +226,8 @@ def _request_kwargs(method: str, path: str, caller: str) -> dict[str, Any]:
         return {"json": {"current_password": PASSWORDS.get(caller, "x"), "new_password": "abc"}}
     if path == "/api/v1/alerts/stream":
         return {"params": {"max_s": 0}}  # the stream would stay open: close it at once
+    if path == "/api/v1/complaints/{complaint_id}/outcome":
+        return {"json": {"outcome": "not_at_fault", "follow_up": "已回访客户"}}
     if method == "POST":
         return {"content": b""}
     return {}
@@ -202,7 +259,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     seed_call(service, OTHER_CALL, wav="mono_8k.wav", agent_id=OTHER_AGENT, team_id=OTHER_TEAM)
     for call_id in (OWN_CALL, OTHER_CALL):
         ALERT_IDS[call_id] = seed_alert(service, call_id)
-    for call_id in (OWN_CALL, OTHER_CALL):
         FINDING_IDS[call_id] = finding_ids(service, call_id)[0]
     add_user(service, "agent2", "agent", agent_id=OTHER_AGENT)
     # Other bytes (a trailing marker) make other recordings, hence other calls.
@@ -222,6 +278,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     APPEAL_IDS[OTHER_CALL] = seed_appeal(
         service, OTHER_APPEAL_CALL, inspector="inspector", agent="agent2"
     )
+    for call_id in (OWN_CALL, OTHER_CALL):
+        COMPLAINT_IDS[call_id] = seed_complaint(service, call_id)
     yield service
     service.state.engine.dispose()
 
@@ -245,7 +303,8 @@ def _expected(table: Expectation, caller: str, target: str | None) -> int | tupl
 def _cases() -> Iterator[tuple[str, str, str, str | None]]:
     for (method, path), _table in EXPECTED.items():
         scoped = any(
-            f"{{{key}}}" in path for key in ("call_id", "finding_id", "appeal_id", "alert_id")
+            f"{{{key}}}" in path
+            for key in ("call_id", "alert_id", "finding_id", "appeal_id", "complaint_id")
         )
         targets: tuple[str | None, ...] = ("own", "other") if scoped else (None,)
         for caller in CALLERS:
@@ -258,10 +317,10 @@ def test_access(service: Service, method: str, path: str, caller: str, target: s
     url = path.replace("{path}", "swagger-ui.css")
     if target is not None:
         call = OWN_CALL if target == "own" else OTHER_CALL
-        url = url.replace("{call_id}", call)
+        url = url.replace("{call_id}", call).replace("{alert_id}", str(ALERT_IDS[call]))
         url = url.replace("{finding_id}", str(FINDING_IDS[call]))
         url = url.replace("{appeal_id}", str(APPEAL_IDS[call]))
-        url = url.replace("{alert_id}", str(ALERT_IDS[call]))
+        url = url.replace("{complaint_id}", str(COMPLAINT_IDS[call]))
     headers = bearer(service.tokens[caller]) if caller != "anonymous" else {}
     client = TestClient(service.app)
     response = client.request(method, url, headers=headers, **_request_kwargs(method, path, caller))
