@@ -370,10 +370,13 @@ class Detector:
             neg = ev.denied.get(rule, 0.0)
             prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim, neg)
             threshold = head.fusion.threshold[rule]
-            if neg and example is None:
+            if neg:
                 # The lexicon saw this rule's words denied or excused (我们不会在群里公开…,
-                # 以银行审批为准); the models read a denial as the thing denied.
+                # 以银行审批为准); the models read a denial as the thing denied, and so does
+                # the example similarity (a sentence vector hardly sees 不会): an example
+                # no longer fires alone, it only adds its evidence to the fusion.
                 threshold = max(threshold, self.params.denied_rule)
+                example = None
             if not (prob >= threshold or lex >= self.params.lexicon_alone or example is not None):
                 continue
             how = (

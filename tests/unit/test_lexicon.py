@@ -423,3 +423,57 @@ def test_gathering_people_to_the_workplace_is_a_threat_not_workplace_harassment(
     assert "P07" in _evidence(matcher, "你再拖着，我就去找你老板说说这事。")
     gang = _evidence(matcher, "惹急了我找几个兄弟去你单位门口等你。")
     assert "P07" not in gang and "P01" in gang
+
+
+# --- concept frames (actor + act + object, negation-aware) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "剩下的钱我给你兜着，你别管了",  # the agent absorbs the remainder
+        "利息这一块，我们内部可以冲掉",
+        "你还个零头，账就平了",  # part payment settles everything
+        "本金给你打七折",  # a discount on the debt
+        "分三十期，中间一分利息都不会收",  # interest-free instalments promised
+        "剩下的不会再有人追你了",  # waiver worded as what will not happen
+    ],
+)
+def test_an_unauthorised_promise_in_any_wording_is_p05(matcher: LexiconMatcher, text: str) -> None:
+    assert "P05" in _evidence(matcher, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我没法给您打折，减免要向银行申请",
+        "分期期间是否计息以审批为准",
+        "您的欠款是一万二，其余是利息和违约金",
+        "您先还一部分，剩下的下个月按账单还",
+    ],
+)
+def test_compliant_statements_about_waivers_are_not_p05(matcher: LexiconMatcher, text: str) -> None:
+    assert "P05" not in _evidence(matcher, text)
+
+
+def test_publishing_is_p09_but_a_promise_not_to_publish_is_denied(matcher: LexiconMatcher) -> None:
+    assert "P09" in _evidence(matcher, "你的事明天就在你们小区群里公开")
+    hits = [
+        h
+        for h in matcher.match("我们不会在您的朋友圈、微信群或者单位公开您的任何信息")
+        if h.rule == "P09"
+    ]
+    assert hits and all(h.negated for h in hits)
+
+
+def test_harassment_and_detention_euphemisms(matcher: LexiconMatcher) -> None:
+    assert "P07" in _evidence(matcher, "你家的座机以后就别想消停了")
+    assert "P07" in _evidence(matcher, "拉黑也没用，我们有的是号码")
+    assert "P03" in _evidence(matcher, "你这个够判了，抓进去一点不冤")
+    assert "P03" not in _evidence(matcher, "我们不是公安，也没有执法权")
+
+
+def test_customer_hardship_and_complaint_in_everyday_words(matcher: LexiconMatcher) -> None:
+    assert "C03" in _evidence(matcher, "我连下个月的饭钱都没着落")
+    assert "C03" in _evidence(matcher, "刚做完手术，还在家躺着")
+    assert "C01" in _evidence(matcher, "把你们主管的名字报给我")

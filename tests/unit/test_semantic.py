@@ -227,3 +227,15 @@ def test_the_greeting_is_not_judged_by_the_models_alone(detector: Detector) -> N
     # A threat in the greeting still counts when the lexicon sees it.
     call = _call((A, "喂，是张伟吗？你也不想你孩子放学路上出点什么事吧？"), (C, "你什么意思？"))
     assert "P01" in {f.rule for f in detector.detect(call, DEBTOR)}
+
+
+def test_an_example_does_not_fire_alone_on_a_denial(lexicon, classifier, encoder) -> None:
+    # A sentence vector hardly sees 不会: a promise not to publish sits next to the threat
+    # to publish. Where the lexicon finds the rule's words denied, the example only adds
+    # evidence to the fusion.
+    examples = dict(lexicon.examples)
+    examples["P09"] = (*examples["P09"], "我们会在您的朋友圈公开您的欠款信息")
+    line = "我们不会在您的朋友圈公开您的欠款信息"
+    call = _call((A, OPENING), (C, "你说吧。"), (A, line), (A, CLOSING))
+    found = _detector(lexicon, classifier, encoder, examples).detect(call, DEBTOR)
+    assert not [f for f in found if f.rule == "P09"]
