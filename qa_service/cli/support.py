@@ -23,5 +23,8 @@ def fail(exc: QAServiceError) -> typer.Exit:
 def open_sessions(settings: Settings) -> AbstractContextManager[sessionmaker[Session]]:
     """The configured database, migrated, as a session factory (closed on exit)."""
     from qa_service.db.session import open_database
+    from qa_service.privacy.keys import install_key_ring, key_ring_from_settings
 
+    # Sealed columns (personal data) read and write through this process's key ring.
+    install_key_ring(key_ring_from_settings(settings))
     return open_database(settings.resolved_database_url)

@@ -38,6 +38,7 @@ class CallFilters:
     status: str | None = None
     review: str | None = None  # a review state (qa_service.review.states.ReviewState)
     text: str | None = None
+    dialed_number_hash: str | None = None  # the keyed hash of a number (numbers are sealed)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def _conditions(filters: CallFilters, dialect: str) -> list[ColumnElement[bool]]
         (CallRow.team_id, f.team_id),
         (CallRow.agency_id, f.agency_id),
         (CallRow.status, f.status),
+        (CallRow.dialed_number_hash, f.dialed_number_hash),
     ):
         if value is not None:
             where.append(column == value)

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from qa_service.db.rows import metadata_from_json, metadata_to_json, storage_errors
+from qa_service.db.rows import call_metadata, metadata_to_json, storage_errors
 from qa_service.db.tables import CallRow
 from qa_service.domain import CallMetadata, CallStatus
 from qa_service.errors import CallNotFound, Conflict
@@ -54,7 +54,7 @@ def _queued_call(row: CallRow) -> QueuedCall:
         status=CallStatus(row.status),
         attempts=row.attempts,
         audio_ext=row.audio_ext,
-        metadata=metadata_from_json(row.sidecar) if row.sidecar is not None else None,
+        metadata=call_metadata(row),
         last_error=row.last_error,
         error_code=row.error_code,
         error_message=row.error_message,

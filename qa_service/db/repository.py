@@ -18,15 +18,16 @@ from sqlalchemy.orm import Session, selectinload
 from qa_service.db.rows import (
     attempt_from_row,
     aware,
+    call_metadata,
     finding_from_row,
     finding_row,
-    metadata_from_json,
     metadata_to_json,
     storage_errors,
     utterance_from_row,
     utterance_row,
 )
 from qa_service.db.scores import current_score, store_analysis_score
+from qa_service.db.sealed import number_digest
 from qa_service.db.tables import (
     AnalysisRunRow,
     CallRow,
@@ -44,6 +45,7 @@ from qa_service.domain import (
     StageTiming,
 )
 from qa_service.errors import CallNotFound, StorageError
+from qa_service.privacy.masking import mask_findings, mask_text, mask_utterances
 
 # Bounds the number of bind parameters per existence query (SQLite allows 32 766,
 # PostgreSQL 65 535); dial-log imports can hold tens of thousands of rows.
@@ -94,7 +96,7 @@ def _call_from_row(
         duration_s=row.duration_s,
         channels=row.channels,
         sha256=row.sha256,
-        metadata=metadata_from_json(row.sidecar) if row.sidecar is not None else None,
+        metadata=call_metadata(row),
         utterances=tuple(utterance_from_row(u) for u in utterances),
         findings=tuple(finding_from_row(f) for f in row.findings),
         score=row.score,
@@ -200,10 +202,18 @@ def save_analysis(
         session.execute(delete(FindingRow).where(FindingRow.call_id == row.id))
         session.expire(row, ["utterances", "findings"])
         if analysis.status == CallStatus.ANALYZED:
+            # Personal numbers are masked in the searchable columns and sealed beside them
+            # (qa_service.privacy); reading the rows back restores what was said.
+            masked = mask_utterances(analysis.utterances)
+            masked_findings = mask_findings(analysis.findings, analysis.utterances, masked)
             session.add_all(
-                utterance_row(row.id, seq, utt) for seq, utt in enumerate(analysis.utterances)
+                utterance_row(row.id, seq, utt, m)
+                for seq, (utt, m) in enumerate(zip(analysis.utterances, masked, strict=True))
             )
-            session.add_all(finding_row(row.id, f) for f in analysis.findings)
+            session.add_all(
+                finding_row(row.id, f, m)
+                for f, m in zip(analysis.findings, masked_findings, strict=True)
+            )
         session.add(
             AnalysisRunRow(
                 call_id=row.id,
@@ -296,21 +306,23 @@ def save_dial_attempts(session: Session, *, attempts: Iterable[DialAttempt]) -> 
     with storage_errors("save_dial_attempts"):
         earliest = min(key[1] for key in pending)
         latest = max(key[1] for key in pending)
+        # Numbers are sealed; their keyed hashes identify them (and the unique constraint).
+        digests = {key[0]: number_digest(key[0]) or "" for key in pending}
         existing: set[_AttemptKey] = set()
-        for numbers in _chunks(sorted({key[0] for key in pending})):
+        for hashes in _chunks(sorted(set(digests.values()))):
             found = session.execute(
                 select(
-                    DialAttemptRow.dialed_number,
+                    DialAttemptRow.dialed_number_hash,
                     DialAttemptRow.started_at,
                     DialAttemptRow.agent_id,
                 ).where(
-                    DialAttemptRow.dialed_number.in_(numbers),
+                    DialAttemptRow.dialed_number_hash.in_(hashes),
                     DialAttemptRow.started_at >= earliest,
                     DialAttemptRow.started_at <= latest,
                 )
             )
-            existing.update((n, s.astimezone(UTC), a) for n, s, a in found)
-        new = [a for key, a in pending.items() if key not in existing]
+            existing.update((h, s.astimezone(UTC), a) for h, s, a in found)
+        new = [a for key, a in pending.items() if (digests[key[0]], *key[1:]) not in existing]
         session.add_all(
             DialAttemptRow(
                 call_id=a.call_id,
@@ -341,7 +353,7 @@ def dial_attempts_for_number(
         rows = session.scalars(
             select(DialAttemptRow)
             .where(
-                DialAttemptRow.dialed_number == dialed_number,
+                DialAttemptRow.dialed_number_hash == number_digest(dialed_number),
                 DialAttemptRow.started_at >= start,
                 DialAttemptRow.started_at < end,
             )
@@ -387,21 +399,23 @@ def add_do_not_call(
     if not pending:
         return 0
     with storage_errors("add_do_not_call"):
+        digests = {number: number_digest(number) or "" for number in pending}
         existing: set[str] = set()
-        for numbers in _chunks(sorted(pending)):
+        for hashes in _chunks(sorted(digests.values())):
             existing.update(
                 session.scalars(
-                    select(DoNotCallRow.dialed_number).where(
-                        DoNotCallRow.dialed_number.in_(numbers)
+                    select(DoNotCallRow.dialed_number_hash).where(
+                        DoNotCallRow.dialed_number_hash.in_(hashes)
                     )
                 )
             )
         now = utcnow()
-        new = [e for number, e in pending.items() if number not in existing]
+        new = [e for number, e in pending.items() if digests[number] not in existing]
         session.add_all(
             DoNotCallRow(
                 dialed_number=e.dialed_number,
-                reason=e.reason,
+                # A refusal's reason may quote the customer, numbers and all.
+                reason=mask_text(e.reason),
                 source=e.source,
                 source_call_id=source_call_id,
                 added_at=e.added_at or now,
@@ -418,12 +432,15 @@ def do_not_call_numbers(session: Session) -> set[str]:
         return set(session.scalars(select(DoNotCallRow.dialed_number)))
 
 
-def do_not_call_entries(session: Session) -> list[DoNotCallEntry]:
-    """The whole do-not-call list, oldest first."""
+def do_not_call_entries(
+    session: Session, *, dialed_number: str | None = None
+) -> list[DoNotCallEntry]:
+    """The do-not-call list (only ``dialed_number``'s entry when given), oldest first."""
+    query = select(DoNotCallRow).order_by(DoNotCallRow.added_at, DoNotCallRow.id)
+    if dialed_number is not None:
+        query = query.where(DoNotCallRow.dialed_number_hash == number_digest(dialed_number))
     with storage_errors("do_not_call_entries"):
-        rows = session.scalars(
-            select(DoNotCallRow).order_by(DoNotCallRow.added_at, DoNotCallRow.id)
-        ).all()
+        rows = session.scalars(query).all()
         return [
             DoNotCallEntry(
                 dialed_number=row.dialed_number,

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from qa_service.db.tables import DialAttemptRow, FindingRow, UtteranceRow
+from qa_service.db.session import dumps_json
+from qa_service.db.tables import CallRow, DialAttemptRow, FindingRow, UtteranceRow
 from qa_service.domain import CallMetadata, DialAttempt, Finding, Speaker, Utterance
 from qa_service.errors import StorageError
+from qa_service.privacy.masking import mask_number
 
 
 @contextmanager
@@ -43,7 +45,14 @@ def aware(value: datetime, what: str) -> datetime:
 
 
 def metadata_to_json(meta: CallMetadata) -> dict[str, Any]:
+    """The metadata as the ``calls.metadata`` column keeps it: the dialled number masked.
+
+    The number itself lives sealed in ``calls.dialed_number``; :func:`call_metadata` puts
+    it back when the row is read.
+    """
     out: dict[str, Any] = {f.name: getattr(meta, f.name) for f in fields(meta)}
+    if meta.dialed_number is not None:
+        out["dialed_number"] = mask_number(meta.dialed_number)
     if meta.started_at is not None:
         # ISO text keeps the call centre's own offset, which the UTC column does not.
         out["started_at"] = aware(meta.started_at, "metadata.started_at").isoformat()
@@ -62,7 +71,25 @@ def metadata_from_json(data: dict[str, Any]) -> CallMetadata:
     return CallMetadata(**kwargs)
 
 
-def utterance_row(call_pk: int, seq: int, utt: Utterance) -> UtteranceRow:
+def call_metadata(row: CallRow) -> CallMetadata | None:
+    """A call row's metadata with the real dialled number (sealed in its own column)."""
+    if row.sidecar is None:
+        return None
+    meta = metadata_from_json(row.sidecar)
+    if meta.dialed_number is not None:
+        meta = replace(meta, dialed_number=row.dialed_number)
+    return meta
+
+
+def _sealed(masked: dict[str, Any], original: dict[str, Any]) -> dict[str, Any] | None:
+    """The original values of the fields masking changed, or None when none changed."""
+    # Compared as stored JSON: evidence may hold numpy values, whose == is elementwise.
+    changed = {k: v for k, v in original.items() if dumps_json(masked.get(k)) != dumps_json(v)}
+    return changed or None
+
+
+def utterance_row(call_pk: int, seq: int, utt: Utterance, masked: Utterance) -> UtteranceRow:
+    """The row of ``utt``: ``masked``'s texts in the columns, the originals sealed."""
     return UtteranceRow(
         call_id=call_pk,
         seq=seq,
@@ -70,39 +97,52 @@ def utterance_row(call_pk: int, seq: int, utt: Utterance) -> UtteranceRow:
         channel=utt.channel,
         start_s=utt.start,
         end_s=utt.end,
-        text=utt.text,
-        raw_text=utt.raw_text,
+        text=masked.text,
+        raw_text=masked.raw_text,
         avg_logprob=utt.avg_logprob,
+        pii_sealed=_sealed(
+            {"text": masked.text, "raw_text": masked.raw_text},
+            {"text": utt.text, "raw_text": utt.raw_text},
+        ),
     )
 
 
 def utterance_from_row(row: UtteranceRow) -> Utterance:
+    """The utterance as said (sealed originals restored)."""
+    sealed = row.pii_sealed or {}
     return Utterance(
         speaker=Speaker(row.speaker),
         start=row.start_s,
         end=row.end_s,
-        text=row.text,
+        text=sealed.get("text", row.text),
         channel=row.channel,
         avg_logprob=row.avg_logprob,
-        raw_text=row.raw_text,
+        raw_text=sealed.get("raw_text", row.raw_text),
     )
 
 
-def finding_row(call_pk: int, finding: Finding) -> FindingRow:
+def finding_row(call_pk: int, finding: Finding, masked: Finding) -> FindingRow:
+    """The row of ``finding``: ``masked``'s quote and evidence in the columns, originals sealed."""
     return FindingRow(
         call_id=call_pk,
         rule=finding.rule,
         speaker=Speaker(finding.speaker).value if finding.speaker is not None else None,
         start_s=finding.start,
         end_s=finding.end,
-        text=finding.text,
+        text=masked.text,
         source=finding.source,
         confidence=finding.confidence,
-        evidence=dict(finding.evidence),
+        evidence=dict(masked.evidence),
+        pii_sealed=_sealed(
+            {"text": masked.text, "evidence": dict(masked.evidence)},
+            {"text": finding.text, "evidence": dict(finding.evidence)},
+        ),
     )
 
 
 def finding_from_row(row: FindingRow) -> Finding:
+    """The finding as made (sealed originals restored)."""
+    sealed = row.pii_sealed or {}
     return Finding(
         rule=row.rule,
         source=row.source,
@@ -110,8 +150,8 @@ def finding_from_row(row: FindingRow) -> Finding:
         speaker=Speaker(row.speaker) if row.speaker is not None else None,
         start=row.start_s,
         end=row.end_s,
-        text=row.text,
-        evidence=dict(row.evidence),
+        text=sealed.get("text", row.text),
+        evidence=dict(sealed.get("evidence", row.evidence)),
     )
 
 

@@ -156,6 +156,12 @@ _NUMBER_FORMATS = {
 
 def write_xlsx(tables: Sequence[Table], path: Path, lang: Lang = Lang.ZH) -> Path:
     """A workbook with one sheet per table: styled, frozen header row, fitted columns."""
+    _write(path, xlsx_bytes(tables, lang))
+    return path
+
+
+def xlsx_bytes(tables: Sequence[Table], lang: Lang = Lang.ZH) -> bytes:
+    """The workbook :func:`write_xlsx` writes, as bytes (for a download)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -193,5 +199,4 @@ def write_xlsx(tables: Sequence[Table], path: Path, lang: Lang = Lang.ZH) -> Pat
             sheet.auto_filter.ref = sheet.dimensions
     buffer = io.BytesIO()
     workbook.save(buffer)
-    _write(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
