@@ -189,3 +189,15 @@ class RosterError(InputError):
     """An agent roster file cannot be read at all (bad rows are reported, not raised)."""
 
     code = "invalid_roster"
+
+
+class ComplaintNotFound(CallNotFound):
+    """No complaint with this id, or one outside the caller's scope (404 either way)."""
+
+    code = "complaint_not_found"
+
+
+class ComplaintListError(InputError):
+    """The bank's complaint list cannot be read (bad rows are reported, not raised)."""
+
+    code = "invalid_complaint_list"

@@ -1,0 +1,275 @@
+"""The complaint register: record complaints, link the customer's calls, record outcomes.
+
+A complaint names its customer by customer id and/or phone number. Registering it links the
+calls to that customer (same ``customer_id``, or the same number by its keyed hash) that
+started in the ``complaint_link_days`` before it was received; the most recent of them
+decides the complaint's team, agency and agent, i.e. which supervisors see it and where the
+trends count it. A complaint is open until an outcome (有责 / 部分有责 / 无责) is recorded.
+
+Scope (:func:`visible_complaints`): managers and inspectors see every complaint, a
+supervisor those of its teams, everybody else none (the API refuses them with 403 before
+asking). A complaint outside the caller's scope is :class:`ComplaintNotFound` (404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, false, func, or_, select, true
+from sqlalchemy.orm import Session
+
+from qa_service.accounts.roles import Permission, Principal, Role
+from qa_service.audit.events import Actor, record_event
+from qa_service.complaints.vocabulary import ComplaintType, Level, Outcome, Source
+from qa_service.db.rows import aware, storage_errors
+from qa_service.db.sealed import number_digest
+from qa_service.db.tables import CallRow, ComplaintCallRow, ComplaintRow, utcnow
+from qa_service.errors import ComplaintNotFound, InputError
+
+EVENT_REGISTER = "complaint.register"
+EVENT_OUTCOME = "complaint.outcome"
+
+
+@dataclass(frozen=True)
+class ComplaintInput:
+    """A complaint as the bank reports it; ``phone`` normalised (digits, national form)."""
+
+    source: Source
+    level: Level
+    type: ComplaintType
+    received_at: datetime
+    customer_id: str | None = None
+    phone: str | None = None
+    reference: str | None = None
+    description: str = ""
+
+    def check(self) -> None:
+        """InputError unless the customer is named and the time is unambiguous."""
+        if not (self.customer_id or self.phone):
+            raise InputError(
+                "投诉须填写客户号或电话号码 / a complaint needs a customer id or a phone number",
+                field="customer_id",
+            )
+        if self.received_at.tzinfo is None or self.received_at.utcoffset() is None:
+            raise InputError(
+                "受理时间须带时区 / received_at needs a time zone", field="received_at"
+            )
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What registering did: the complaint, whether it is new, how many calls it links."""
+
+    complaint_id: int
+    created: bool
+    linked_calls: int
+
+
+def visible_complaints(principal: Principal) -> ColumnElement[bool]:
+    """A where-clause on :class:`ComplaintRow` selecting what ``principal`` may see."""
+    if not principal.can(Permission.VIEW_COMPLAINTS):
+        return false()
+    if principal.role is Role.SUPERVISOR:
+        if not principal.team_ids:
+            return false()
+        return ComplaintRow.team_id.in_(sorted(principal.team_ids))
+    return true()
+
+
+def _by_reference(session: Session, reference: str) -> ComplaintRow | None:
+    return session.scalars(select(ComplaintRow).where(ComplaintRow.reference == reference)).first()
+
+
+def register_complaint(
+    session: Session, *, data: ComplaintInput, link_days: int, actor: Actor
+) -> Registered:
+    """Record ``data`` and link its customer's calls; a known ``reference`` is not added again."""
+    data.check()
+    with storage_errors("register_complaint"):
+        if data.reference:
+            existing = _by_reference(session, data.reference)
+            if existing is not None:
+                return Registered(existing.id, False, _count_links(session, existing.id))
+        row = ComplaintRow(
+            reference=data.reference or None,
+            source=data.source.value,
+            level=data.level.value,
+            type=data.type.value,
+            customer_id=data.customer_id or None,
+            phone=data.phone or None,
+            received_at=aware(data.received_at, "received_at"),
+            description=data.description,
+            created_by=actor.name,
+        )
+        session.add(row)
+        session.flush()
+        linked = link_calls(session, complaint=row, link_days=link_days)
+        record_event(
+            session,
+            actor=actor,
+            event=EVENT_REGISTER,
+            target=f"complaint:{row.id}",
+            details={
+                "reference": row.reference,
+                "level": row.level,
+                "type": row.type,
+                "source": row.source,
+                "linked_calls": linked,
+            },
+        )
+        return Registered(row.id, True, linked)
+
+
+def _count_links(session: Session, complaint_pk: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(ComplaintCallRow)
+            .where(ComplaintCallRow.complaint_id == complaint_pk)
+        )
+        or 0
+    )
+
+
+def customer_calls_clause(customer_id: str | None, phone_hash: str | None) -> ColumnElement[bool]:
+    """Calls of the customer named by id or by the keyed hash of a phone number."""
+    conditions: list[ColumnElement[bool]] = []
+    if customer_id:
+        conditions.append(CallRow.customer_id == customer_id)
+    if phone_hash:
+        conditions.append(CallRow.dialed_number_hash == phone_hash)
+    return or_(*conditions) if conditions else false()
+
+
+def link_calls(session: Session, *, complaint: ComplaintRow, link_days: int) -> int:
+    """Link the customer's calls of the ``link_days`` before the complaint; returns the total.
+
+    Idempotent: calls already linked stay linked, new ones (e.g. uploaded late) are added.
+    The team, agency and agent become those of the most recent linked call.
+    """
+    start = complaint.received_at - timedelta(days=link_days)
+    calls = session.execute(
+        select(CallRow.id, CallRow.team_id, CallRow.agency_id, CallRow.agent_id)
+        .where(
+            customer_calls_clause(complaint.customer_id, complaint.phone_hash),
+            CallRow.started_at >= start,
+            CallRow.started_at < complaint.received_at,
+        )
+        .order_by(CallRow.started_at, CallRow.id)
+    ).all()
+    known = set(
+        session.scalars(
+            select(ComplaintCallRow.call_id).where(ComplaintCallRow.complaint_id == complaint.id)
+        )
+    )
+    for call_pk, *_ in calls:
+        if call_pk not in known:
+            session.add(ComplaintCallRow(complaint_id=complaint.id, call_id=call_pk))
+    if calls:
+        _, team_id, agency_id, agent_id = calls[-1]
+        complaint.team_id, complaint.agency_id, complaint.agent_id = team_id, agency_id, agent_id
+    session.flush()
+    return len(known | {c[0] for c in calls})
+
+
+def phone_digest(phone: str | None) -> str | None:
+    """The keyed hash a (normalised) phone number is looked up by."""
+    return number_digest(phone) if phone else None
+
+
+def complaint_row(session: Session, principal: Principal, complaint_id: int) -> ComplaintRow:
+    """The complaint if the caller may see it, else ComplaintNotFound."""
+    row = session.scalars(
+        select(ComplaintRow).where(ComplaintRow.id == complaint_id, visible_complaints(principal))
+    ).first()
+    if row is None:
+        raise ComplaintNotFound(
+            f"找不到投诉 {complaint_id} / complaint {complaint_id} not found",
+            complaint_id=complaint_id,
+        )
+    return row
+
+
+@dataclass(frozen=True)
+class ComplaintFilters:
+    """Optional list filters; ``status`` is ``open`` or ``closed``."""
+
+    status: str | None = None
+    level: Level | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    customer_id: str | None = None
+
+
+def list_complaints(
+    session: Session,
+    *,
+    principal: Principal,
+    filters: ComplaintFilters,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[ComplaintRow]:
+    """The caller's complaints, newest received first."""
+    query = select(ComplaintRow).where(visible_complaints(principal))
+    if filters.status == "open":
+        query = query.where(ComplaintRow.outcome.is_(None))
+    elif filters.status == "closed":
+        query = query.where(ComplaintRow.outcome.is_not(None))
+    if filters.level is not None:
+        query = query.where(ComplaintRow.level == filters.level.value)
+    if filters.received_from is not None:
+        query = query.where(ComplaintRow.received_at >= aware(filters.received_from, "from"))
+    if filters.received_to is not None:
+        query = query.where(ComplaintRow.received_at < aware(filters.received_to, "to"))
+    if filters.customer_id:
+        query = query.where(ComplaintRow.customer_id == filters.customer_id)
+    with storage_errors("list_complaints"):
+        return list(
+            session.scalars(
+                query.order_by(ComplaintRow.received_at.desc(), ComplaintRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+
+
+def linked_call_rows(session: Session, *, complaint_pk: int) -> list[CallRow]:
+    """Every call linked to the complaint, oldest first (scope is the caller's to apply)."""
+    return list(
+        session.scalars(
+            select(CallRow)
+            .join(ComplaintCallRow, ComplaintCallRow.call_id == CallRow.id)
+            .where(ComplaintCallRow.complaint_id == complaint_pk)
+            .order_by(CallRow.started_at, CallRow.id)
+        )
+    )
+
+
+def record_outcome(
+    session: Session,
+    *,
+    complaint_id: int,
+    outcome: Outcome,
+    follow_up: str,
+    principal: Principal,
+    actor: Actor,
+    now: datetime | None = None,
+) -> ComplaintRow:
+    """Record (or correct) the outcome: who decided, when, the follow-up. Closes it."""
+    row = complaint_row(session, principal, complaint_id)
+    previous = row.outcome
+    row.outcome = outcome.value
+    row.follow_up = follow_up.strip()
+    row.outcome_by_id = principal.user_id
+    row.outcome_by = principal.display_name or principal.username
+    row.outcome_at = now or utcnow()
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        event=EVENT_OUTCOME,
+        target=f"complaint:{row.id}",
+        details={"outcome": outcome.value, "previous": previous},
+    )
+    return row
