@@ -262,3 +262,21 @@ def test_retention_cli(service: Service, monkeypatch: pytest.MonkeyPatch) -> Non
         assert _calls(service) == {"recent"}
     finally:
         get_settings.cache_clear()
+
+
+def test_a_call_under_an_open_appeal_is_kept(service: Service) -> None:
+    """The review loop's real appeal (review_appeals): held by the default holds."""
+    from api_support import add_role_users, seed_appeal, seed_call
+
+    add_role_users(service)
+    seed_call(service, "appealed")
+    seed_appeal(service, "appealed", inspector="inspector", agent="agent")
+    _age(service, "appealed", THREE_YEARS_AGO)
+    report = run_retention(
+        service.state.sessions,
+        store=service.state.store,
+        settings=service.state.settings,
+        actor=Actor.cli(),
+    )
+    assert report.calls == () and dict(report.held) == {"appealed": ("review_appeals",)}
+    assert "appealed" in _calls(service)
