@@ -1,10 +1,10 @@
 """Read the bank's complaint list (CSV) as banks export it: Excel, GBK or UTF-8, Chinese headers.
 
-The list is read with the dial log's reader (:mod:`qa_service.ingest.dial_log`: encodings,
-separators, header aliases, line-numbered errors), so every export variant accepted there is
-accepted here. A row that cannot be read is reported with its line and reason and skipped;
-the others are registered. A received date without a time of day is taken as the end of
-that local day, so the customer's calls on that day are linked too.
+The list is read with the dial log's table reader (:mod:`qa_service.ingest.csv_table`:
+encodings, separators, header aliases, line-numbered errors), so every export variant
+accepted there is accepted here. A row that cannot be read is reported with its line and
+reason and skipped; the others are registered. A received date without a time of day is
+taken as the end of that local day, so the customer's calls on that day are linked too.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from pathlib import Path
 from qa_service.complaints.register import ComplaintInput
 from qa_service.complaints.vocabulary import ComplaintType, Level, Source, parse_choice
 from qa_service.errors import ComplaintListError, FileNotFound
-
-# The dial log's CSV reader and time parser are shared on purpose: one place knows how
-# call-centre and bank exports look.
-from qa_service.ingest.dial_log import _parse_datetime, _Row, _Table, normalize_phone_number
+from qa_service.ingest.csv_table import Row, parse_datetime, parse_table
+from qa_service.ingest.dial_log import normalize_phone_number
 
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "reference": ("reference", "投诉编号", "工单号", "投诉单号", "编号", "complaint_no"),
@@ -60,7 +58,7 @@ def _received(value: str, tz: tzinfo) -> datetime:
         except ValueError:
             continue
         return datetime.combine(day, time(23, 59, 59), tzinfo=tz)
-    return _parse_datetime(value, tz)
+    return parse_datetime(value, tz)
 
 
 def _optional(value: str) -> str | None:
@@ -73,7 +71,9 @@ def _phone(value: str) -> str | None:
 
 def parse_complaint_list(data: bytes, *, name: str, tz: tzinfo) -> ParsedList:
     """The complaints of a list's bytes (``name`` names it in messages)."""
-    table = _Table.parse(data, Path(name), ComplaintListError, "投诉清单", "complaint list")
+    table = parse_table(
+        data, name=name, error=ComplaintListError, kind_zh="投诉清单", kind_en="complaint list"
+    )
     columns = table.map_columns(_COLUMNS)
     missing = [c for c in _REQUIRED if c not in columns]
     if missing or not ({"customer_id", "phone"} & columns.keys()):
@@ -87,7 +87,7 @@ def parse_complaint_list(data: bytes, *, name: str, tz: tzinfo) -> ParsedList:
     out: list[ComplaintInput] = []
     rejected: list[RejectedComplaint] = []
 
-    def get(row: _Row, column: str, parse: Callable[[str], str | None]) -> str | None:
+    def get(row: Row, column: str, parse: Callable[[str], str | None]) -> str | None:
         return row.get(columns, column, parse) if column in columns else None
 
     for row in table.rows():

@@ -5,31 +5,28 @@ centre they come out of Excel or a dialler's report screen: GBK or UTF-8 with a 
 Chinese column names, dates like ``2026/11/2 9:51``. Reading them strictly would turn every
 export into a support ticket; reading them loosely would let a wrong column or a misread date
 skew the rules silently. So: known variants are accepted, anything else is an error naming the
-file, line and column.
+file, line and column. The CSV reading itself is :mod:`.csv_table`'s, shared with the bank's
+complaint list.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import TypeVar
-
-import charset_normalizer
 
 from qa_service.domain import DialAttempt, DoNotCallEntry
-from qa_service.errors import DialLogError, DoNotCallListError, FileNotFound, InputError
+from qa_service.errors import DialLogError, DoNotCallListError
+from qa_service.ingest.csv_table import CsvTable, parse_datetime, parse_table, read_table
 
 # The call centre's clock (Settings.local_utc_offset): what a time without an offset means.
 # Defined here rather than in ingest because ingest uses this module's number normalisation.
 DEFAULT_OFFSET = timezone(timedelta(hours=8))
 
-# Column names as they appear in exports, after _normalise_header (NFKC, lower case, no spaces).
+# Column names as they appear in exports, normalised by the table reader (NFKC, lower case,
+# no spaces, no seconds unit).
 _DIAL_LOG_COLUMNS: dict[str, tuple[str, ...]] = {
     "call_id": ("call_id", "callid", "通话id", "通话编号", "录音编号", "录音id", "呼叫id"),
     "agent_id": ("agent_id", "agentid", "agent", "坐席工号", "坐席", "坐席id", "坐席编号", "工号"),
@@ -61,27 +58,14 @@ _DO_NOT_CALL_COLUMNS: dict[str, tuple[str, ...]] = {
     "reason": ("reason", "原因", "备注"),
 }  # fmt: skip
 
-# A seconds unit in a header ("时长(秒)") says nothing about meaning; other units (分) would.
-_SECONDS_SUFFIX = re.compile(r"\((?:秒|s|sec|secs|seconds)\)$")
 
 _TRUE = frozenset({"1", "是", "true", "yes", "y", "t", "接通", "已接通"})
 _FALSE = frozenset({"0", "否", "false", "no", "n", "f", "未接通"})
 
-# After datetime.fromisoformat, the layouts Excel and diallers write with Chinese locales.
-_DATETIME_FORMATS = (
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d %H:%M",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y年%m月%d日 %H:%M:%S",
-    "%Y年%m月%d日 %H:%M",
-)
 
 # Excel shows long numbers as 1.84515E+10 and saves them that way: the digits are gone.
 _SCIENTIFIC = re.compile(r"^[0-9.]+e\+?[0-9]+$", re.IGNORECASE)
 _PHONE_JUNK = re.compile(r"[\s\-()]")
-
-_T = TypeVar("_T")
 
 
 def normalize_phone_number(raw: str) -> str:
@@ -118,7 +102,7 @@ def load_dial_log(path: Path, *, assume_offset: tzinfo = DEFAULT_OFFSET) -> list
     separators, English or Chinese column names. A time without an offset is taken as
     ``assume_offset``. Raises :class:`DialLogError` naming the file, line and column.
     """
-    table = _Table.read(Path(path), DialLogError, "拨号记录", "dial log")
+    table = read_table(path, error=DialLogError, kind_zh="拨号记录", kind_en="dial log")
     return _dial_attempts(table, assume_offset, None)
 
 
@@ -135,12 +119,12 @@ def parse_dial_log(
     naming its line and column, and skipped; the file as a whole (encoding, header) must
     still be readable. Without one the first bad row raises, as the CLI wants.
     """
-    table = _Table.parse(data, Path(name), DialLogError, "拨号记录", "dial log")
+    table = parse_table(data, name=name, error=DialLogError, kind_zh="拨号记录", kind_en="dial log")
     return _dial_attempts(table, assume_offset, rejected)
 
 
 def _dial_attempts(
-    table: _Table, assume_offset: tzinfo, rejected: list[DialLogError] | None
+    table: CsvTable, assume_offset: tzinfo, rejected: list[DialLogError] | None
 ) -> list[DialAttempt]:
     path = table.path
     columns = table.map_columns(_DIAL_LOG_COLUMNS)
@@ -156,7 +140,7 @@ def _dial_attempts(
         )
 
     def parse_time(value: str) -> datetime:
-        return _parse_datetime(value, assume_offset)
+        return parse_datetime(value, assume_offset)
 
     attempts = []
     for row in table.rows():
@@ -187,17 +171,25 @@ def load_do_not_call(path: Path) -> list[DoNotCallEntry]:
     optional reason (``reason``, 原因), or plain text with one number per line (``#`` starts
     a comment). Raises :class:`DoNotCallListError` naming the file and line.
     """
-    table = _Table.read(Path(path), DoNotCallListError, "禁止拨打名单", "do-not-call list")
+    table = read_table(
+        path, error=DoNotCallListError, kind_zh="禁止拨打名单", kind_en="do-not-call list"
+    )
     return _do_not_call_entries(table)
 
 
 def parse_do_not_call(data: bytes, *, name: str) -> list[DoNotCallEntry]:
     """The numbers of do-not-call list bytes (an upload called ``name``), as above."""
-    table = _Table.parse(data, Path(name), DoNotCallListError, "禁止拨打名单", "do-not-call list")
+    table = parse_table(
+        data,
+        name=name,
+        error=DoNotCallListError,
+        kind_zh="禁止拨打名单",
+        kind_en="do-not-call list",
+    )
     return _do_not_call_entries(table)
 
 
-def _do_not_call_entries(table: _Table) -> list[DoNotCallEntry]:
+def _do_not_call_entries(table: CsvTable) -> list[DoNotCallEntry]:
     path = table.path
     columns = table.map_columns(_DO_NOT_CALL_COLUMNS)
     if "dialed_number" in columns:
@@ -279,181 +271,3 @@ def _parse_duration(value: str) -> float:
             f"{value!r} 不是有效的时长（秒） / {value!r} is not a valid duration in seconds"
         )
     return seconds
-
-
-def _parse_datetime(value: str, assume_offset: tzinfo) -> datetime:
-    text = unicodedata.normalize("NFKC", value).strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        for layout in _DATETIME_FORMATS:
-            try:
-                parsed = datetime.strptime(text, layout)
-                break
-            except ValueError:
-                continue
-        else:
-            raise ValueError(
-                f"无法识别的时间 {value!r}（例如 2026-11-02 09:51:31） / "
-                f"unrecognised date/time {value!r} (e.g. 2026-11-02 09:51:31)"
-            ) from None
-    if ":" not in text:
-        # fromisoformat reads a bare date as midnight, which would put the attempt in the
-        # forbidden night hours; a dial log without times cannot be used for the hour rules.
-        raise ValueError(
-            f"时间 {value!r} 缺少时刻（例如 2026-11-02 09:51:31） / "
-            f"{value!r} has no time of day (e.g. 2026-11-02 09:51:31)"
-        )
-    # An export without an offset is in the call centre's local time.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=assume_offset)
-
-
-def _normalise_header(name: str) -> str:
-    key = unicodedata.normalize("NFKC", name).replace("\ufeff", "").lower()
-    key = re.sub(r"\s+", "", key)
-    return _SECONDS_SUFFIX.sub("", key)
-
-
-def _decode(data: bytes) -> str | None:
-    """Text of an export: UTF-16 by its BOM, else UTF-8, else GB18030, else a detector's guess."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")  # Excel's "Unicode text" export
-    for encoding in ("utf-8-sig", "gb18030"):  # GB18030 is a superset of GBK and GB2312
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        # GB18030 accepts the NUL bytes of BOM-less UTF-16; real CSV text never has them.
-        if "\x00" not in text:
-            return text
-    match = charset_normalizer.from_bytes(data).best()
-    return None if match is None else str(match)
-
-
-class _Row:
-    """One data row, with the line it came from for error messages."""
-
-    def __init__(self, table: _Table, line: int, cells: list[str]) -> None:
-        self.table, self.line, self.cells = table, line, cells
-
-    def get(self, columns: dict[str, int], name: str, parse: Callable[[str], _T]) -> _T:
-        index = columns[name]
-        value = self.cells[index] if index < len(self.cells) else ""
-        try:
-            return parse(value)
-        except ValueError as exc:
-            zh, _, en = str(exc).partition(" / ")
-            t = self.table
-            column = t.header[index]
-            raise t.error(
-                f"{t.path}：第 {self.line} 行“{column}”列：{zh} / "
-                f"{t.path}: line {self.line}, column '{column}': {en or zh}",
-                path=t.path,
-                line=self.line,
-                column=column,
-            ) from exc
-
-
-class _Table:
-    """A decoded CSV export: its header and data rows, plus how to report errors in it."""
-
-    def __init__(
-        self, path: Path, error: type[InputError], text: str, delimiter: str, skip: int
-    ) -> None:
-        self.path, self.error, self.text = path, error, text
-        self.delimiter, self._skip = delimiter, skip
-        self.header: list[str] = [cell.strip() for cell in next(self._reader(), [])]
-
-    @classmethod
-    def read(cls, path: Path, error: type[InputError], zh_kind: str, en_kind: str) -> _Table:
-        if not path.is_file():
-            raise FileNotFound(f"{path}：文件不存在 / {path}: file not found", path=path)
-        return cls.parse(path.read_bytes(), path, error, zh_kind, en_kind)
-
-    @classmethod
-    def parse(
-        cls, data: bytes, path: Path, error: type[InputError], zh_kind: str, en_kind: str
-    ) -> _Table:
-        """The table in ``data``; ``path`` names it in messages (an upload's file name)."""
-        if not data.strip():
-            raise error(
-                f"{path}：{zh_kind}文件是空的 / {path}: the {en_kind} file is empty", path=path
-            )
-        text = _decode(data)
-        if text is None:
-            raise error(
-                f"{path}：无法识别{zh_kind}的文字编码（支持 UTF-8、GBK/GB18030、UTF-16） / "
-                f"{path}: cannot tell the text encoding of the {en_kind} "
-                "(UTF-8, GBK/GB18030 and UTF-16 are supported)",
-                path=path,
-            )
-        first = text.lstrip().partition("\n")[0].strip()
-        # Excel honours (and sometimes writes) a "sep=;" line naming the delimiter.
-        if first.lower().startswith("sep=") and len(first) == 5:
-            return cls(path, error, text, first[4], skip=1)
-        counts = {d: first.count(d) for d in (",", "\t", ";")}
-        delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-        return cls(path, error, text, delimiter, skip=0)
-
-    def _reader(self) -> _SkipBlank:
-        reader = csv.reader(io.StringIO(self.text, newline=""), delimiter=self.delimiter)
-        for _ in range(self._skip):
-            next(reader, None)
-        # Blank lines before the header (some report tools start with one) are not rows.
-        return _SkipBlank(reader)
-
-    def map_columns(self, aliases: dict[str, tuple[str, ...]]) -> dict[str, int]:
-        """Canonical column name → index, for the header cells that name a known column."""
-        lookup = {alias: name for name, names in aliases.items() for alias in names}
-        columns: dict[str, int] = {}
-        for index, cell in enumerate(self.header):
-            name = lookup.get(_normalise_header(cell))
-            if name is None:
-                continue  # other columns are the exporter's business
-            if name in columns:
-                first = self.header[columns[name]]
-                raise self.error(
-                    f"{self.path}：列“{first}”和“{cell}”都表示 {name}，无法确定用哪一列 / "
-                    f"{self.path}: columns '{first}' and '{cell}' both mean {name}",
-                    path=self.path,
-                    column=cell,
-                )
-            columns[name] = index
-        return columns
-
-    def rows(self) -> Iterator[_Row]:
-        reader = self._reader()
-        next(reader, None)  # the header
-        for cells in reader:
-            extra = [cell for cell in cells[len(self.header) :] if cell.strip()]
-            if extra:
-                # More values than columns: a separator inside an unquoted value has shifted
-                # the row, so no value in it can be trusted to be in its column.
-                raise self.error(
-                    f"{self.path}：第 {reader.line_num} 行有 {len(cells)} 个值，但表头只有 "
-                    f"{len(self.header)} 列 / {self.path}: line {reader.line_num} has "
-                    f"{len(cells)} values but the header has {len(self.header)} columns",
-                    path=self.path,
-                    line=reader.line_num,
-                )
-            yield _Row(self, reader.line_num, cells)
-
-
-class _SkipBlank:
-    """A csv reader that passes over rows with no content (Excel leaves ``,,,,`` lines)."""
-
-    def __init__(self, reader: Iterator[list[str]]) -> None:
-        self._reader = reader
-
-    @property
-    def line_num(self) -> int:
-        return int(getattr(self._reader, "line_num", 0))
-
-    def __iter__(self) -> _SkipBlank:
-        return self
-
-    def __next__(self) -> list[str]:
-        while True:
-            cells = next(self._reader)
-            if any(cell.strip() for cell in cells):
-                return cells
