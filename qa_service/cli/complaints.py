@@ -1,4 +1,4 @@
-"""Command line for complaints: ``qa-service complaints import | trends | coaching``.
+"""Command line for complaints: ``qa-service complaints import | relink``, ``trends``, ``coaching``.
 
 Thin like the other command modules. The CLI runs with the database's own rights, so it
 reads as a manager would (every team, every agency); its actions are audited as the OS user.
@@ -75,6 +75,44 @@ def complaints_import(path: Path) -> None:
         f"{len(parsed.rejected)} rows skipped"
     )
     raise typer.Exit(code=1 if parsed.rejected else 0)
+
+
+@complaints_app.command("relink")
+def complaints_relink(
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="所有投诉（默认只处理未结或近期受理的投诉）/ every complaint, not only open or "
+            "recent ones",
+        ),
+    ] = False,
+) -> None:
+    """重新关联投诉与客户通话（补录的录音）/ link complaints to calls stored since.
+
+    默认处理未结投诉和近 complaint_link_days 天内受理的投诉；已有的关联保留，不会重复。
+    / By default open complaints and those received within complaint_link_days; links
+    already there stay, none is added twice.
+    """
+    from qa_service.audit.events import Actor
+    from qa_service.complaints.register import relink_complaints
+
+    settings = get_settings()
+    try:
+        with open_sessions(settings) as factory, factory.begin() as session:
+            done = relink_complaints(
+                session,
+                link_days=settings.complaint_link_days,
+                actor=Actor.cli(),
+                everything=everything,
+            )
+    except QAServiceError as exc:
+        raise fail(exc) from exc
+    typer.echo(
+        f"检查投诉 {done.complaints} 条，其中 {done.changed} 条新关联通话 {done.added_links} 通 "
+        f"/ {done.complaints} complaints checked, {done.added_links} calls newly linked to "
+        f"{done.changed} of them"
+    )
 
 
 def _range(date_from: str | None, date_to: str | None, default_days: int) -> tuple[date, date]:

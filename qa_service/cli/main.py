@@ -78,6 +78,8 @@ def _run_analysis(
 ) -> int:
     from tqdm import tqdm
 
+    from qa_service.audit.events import Actor
+    from qa_service.complaints.register import link_saved_call
     from qa_service.db import repository as repo
     from qa_service.ingest.dial_log import load_dial_log
     from qa_service.ingest.recordings import discover_recordings
@@ -125,6 +127,12 @@ def _run_analysis(
                         )
                         if call_pk is not None:
                             classify_call(session, call_pk=call_pk, settings=settings)
+                            link_saved_call(
+                                session,
+                                call_pk=call_pk,
+                                link_days=settings.complaint_link_days,
+                                actor=Actor.cli(),
+                            )
                         refusals = refusals_to_remember(analysis)
                         if refusals:
                             repo.add_do_not_call(

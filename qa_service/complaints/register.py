@@ -6,6 +6,12 @@ started in the ``complaint_link_days`` before it was received; the most recent o
 decides the complaint's team, agency and agent, i.e. which supervisors see it and where the
 trends count it. A complaint is open until an outcome (有责 / 部分有责 / 无责) is recorded.
 
+Recordings often arrive after the complaint (a dialler's nightly export, a re-upload): the
+analysis save path calls :func:`link_saved_call`, which links a newly analysed call to the
+complaints of its customer that it preceded inside the window, if they are still open or
+were received within the last ``complaint_link_days``; ``qa-service complaints relink``
+(:func:`relink_complaints`) does the same for calls stored before. Both are idempotent.
+
 Scope (:func:`visible_complaints`): managers and inspectors see every complaint, a
 supervisor those of its teams, everybody else none (the API refuses them with 403 before
 asking). A complaint outside the caller's scope is :class:`ComplaintNotFound` (404).
@@ -29,6 +35,7 @@ from qa_service.errors import ComplaintNotFound, InputError
 
 EVENT_REGISTER = "complaint.register"
 EVENT_OUTCOME = "complaint.outcome"
+EVENT_LINK = "complaint.link"
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,158 @@ def link_calls(session: Session, *, complaint: ComplaintRow, link_days: int) -> 
         complaint.team_id, complaint.agency_id, complaint.agent_id = team_id, agency_id, agent_id
     session.flush()
     return len(known | {c[0] for c in calls})
+
+
+def _customer_complaints_clause(
+    customer_id: str | None, phone_hash: str | None
+) -> ColumnElement[bool]:
+    """Complaints of the customer named by id or by the keyed hash of a phone number."""
+    conditions: list[ColumnElement[bool]] = []
+    if customer_id:
+        conditions.append(ComplaintRow.customer_id == customer_id)
+    if phone_hash:
+        conditions.append(ComplaintRow.phone_hash == phone_hash)
+    return or_(*conditions) if conditions else false()
+
+
+def _still_linkable(link_days: int, now: datetime) -> ColumnElement[bool]:
+    """Open complaints, and closed ones received within the last ``link_days``."""
+    return or_(
+        ComplaintRow.outcome.is_(None),
+        ComplaintRow.received_at >= now - timedelta(days=link_days),
+    )
+
+
+def _place(session: Session, complaint: ComplaintRow) -> None:
+    """Team, agency and agent of the complaint: those of its most recent linked call."""
+    latest = session.execute(
+        select(CallRow.team_id, CallRow.agency_id, CallRow.agent_id)
+        .join(ComplaintCallRow, ComplaintCallRow.call_id == CallRow.id)
+        .where(ComplaintCallRow.complaint_id == complaint.id)
+        .order_by(CallRow.started_at.desc(), CallRow.id.desc())
+        .limit(1)
+    ).first()
+    if latest is not None:
+        complaint.team_id, complaint.agency_id, complaint.agent_id = latest
+
+
+def link_saved_call(
+    session: Session,
+    *,
+    call_pk: int,
+    link_days: int,
+    actor: Actor,
+    now: datetime | None = None,
+) -> tuple[int, ...]:
+    """Link a just-analysed call to its customer's complaints; the ids of those newly linked.
+
+    A complaint qualifies when the call started in the ``link_days`` before it was received
+    (the window :func:`link_calls` uses) and it is open or was received within the last
+    ``link_days``. Called in the transaction that saves the analysis; only this call's link
+    is added (other calls keep theirs), so a re-analysis or a second run adds nothing.
+    """
+    with storage_errors("link_saved_call"):
+        call = session.get(CallRow, call_pk)
+        if call is None or call.started_at is None:
+            return ()
+        started = aware(call.started_at, "started_at")
+        complaints = session.scalars(
+            select(ComplaintRow)
+            .where(
+                _customer_complaints_clause(call.customer_id, call.dialed_number_hash),
+                ComplaintRow.received_at > started,
+                ComplaintRow.received_at <= started + timedelta(days=link_days),
+                _still_linkable(link_days, now or utcnow()),
+            )
+            .order_by(ComplaintRow.id)
+        ).all()
+        if not complaints:
+            return ()
+        known = set(
+            session.scalars(
+                select(ComplaintCallRow.complaint_id).where(
+                    ComplaintCallRow.call_id == call_pk,
+                    ComplaintCallRow.complaint_id.in_([c.id for c in complaints]),
+                )
+            )
+        )
+        linked = []
+        for complaint in complaints:
+            if complaint.id in known:
+                continue
+            session.add(ComplaintCallRow(complaint_id=complaint.id, call_id=call_pk))
+            session.flush()
+            _place(session, complaint)
+            record_event(
+                session,
+                actor=actor,
+                event=EVENT_LINK,
+                target=f"complaint:{complaint.id}",
+                details={"calls": [call.call_id], "late": True},
+            )
+            linked.append(complaint.id)
+        session.flush()
+        return tuple(linked)
+
+
+@dataclass(frozen=True)
+class Relinked:
+    """What a relink did: complaints looked at, those that gained calls, calls added."""
+
+    complaints: int
+    changed: int
+    added_links: int
+
+
+def relink_complaints(
+    session: Session,
+    *,
+    link_days: int,
+    actor: Actor,
+    everything: bool = False,
+    now: datetime | None = None,
+) -> Relinked:
+    """Link every complaint's calls again (:func:`link_calls`), adding those stored since.
+
+    By default only complaints still open or received within the last ``link_days``;
+    ``everything`` takes all of them. Links already there stay; nothing is linked twice.
+    """
+    query = select(ComplaintRow).order_by(ComplaintRow.id)
+    if not everything:
+        query = query.where(_still_linkable(link_days, now or utcnow()))
+    seen = changed = added = 0
+    with storage_errors("relink_complaints"):
+        for complaint in session.scalars(query).all():
+            seen += 1
+            before = set(
+                session.scalars(
+                    select(ComplaintCallRow.call_id).where(
+                        ComplaintCallRow.complaint_id == complaint.id
+                    )
+                )
+            )
+            total = link_calls(session, complaint=complaint, link_days=link_days)
+            if total == len(before):
+                continue
+            new_calls = session.scalars(
+                select(CallRow.call_id)
+                .join(ComplaintCallRow, ComplaintCallRow.call_id == CallRow.id)
+                .where(
+                    ComplaintCallRow.complaint_id == complaint.id,
+                    ComplaintCallRow.call_id.not_in(before) if before else true(),
+                )
+                .order_by(CallRow.started_at, CallRow.id)
+            ).all()
+            changed += 1
+            added += total - len(before)
+            record_event(
+                session,
+                actor=actor,
+                event=EVENT_LINK,
+                target=f"complaint:{complaint.id}",
+                details={"calls": list(new_calls), "late": False},
+            )
+    return Relinked(seen, changed, added)
 
 
 def phone_digest(phone: str | None) -> str | None:

@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from qa_service.alerts.notify import announce
 from qa_service.alerts.store import raise_alert
 from qa_service.alerts.triggers import alert_trigger
+from qa_service.audit.events import Actor
+from qa_service.complaints.register import link_saved_call
 from qa_service.db import queue as calls
 from qa_service.db import repository as repo
 from qa_service.db.session import make_engine, make_session_factory, migrate
@@ -178,6 +180,13 @@ def _save(rt: WorkerRuntime, call: calls.QueuedCall, analysis: CallAnalysis) -> 
         calls.finish_analysis(session, call=call, status=CallStatus.ANALYZED)
         # Same transaction: an analysed call is never seen without its review state.
         classify_call(session, call_pk=call.pk, settings=rt.settings)
+        # A recording uploaded after its customer complained joins the complaint's evidence.
+        link_saved_call(
+            session,
+            call_pk=call.pk,
+            link_days=rt.settings.complaint_link_days,
+            actor=Actor.system("worker"),
+        )
         alert_id = _raise_alert(rt, session, call, analysis)
     if alert_id is not None:
         announce(rt.settings.redis_url, rt.settings.queue_name, alert_id)
