@@ -12,8 +12,8 @@ from sqlalchemy import update
 
 from qa_service.audit.events import Actor
 from qa_service.complaints.register import ComplaintInput, register_complaint
-from qa_service.complaints.vocabulary import ComplaintType, Level, Source
-from qa_service.db.tables import CallRow
+from qa_service.complaints.vocabulary import ComplaintType, Level, Outcome, Source
+from qa_service.db.tables import CallRow, ComplaintRow, utcnow
 
 CST = timezone(timedelta(hours=8))
 
@@ -24,9 +24,11 @@ def seed_complaint(
     *,
     received_at: datetime | None = None,
     level: Level = Level.GENERAL,
+    outcome: Outcome | None = None,
 ) -> int:
     """A complaint by the customer of ``call_id`` (given a customer id here), received
-    after the call; returns the complaint's id. The call decides its team."""
+    after the call; returns the complaint's id. The call decides its team (if it started
+    in the link window). With ``outcome`` the complaint is closed, as the register does."""
     customer = f"cust-{call_id}"
     with service.state.sessions.begin() as session:
         session.execute(
@@ -44,4 +46,10 @@ def seed_complaint(
             link_days=service.state.settings.complaint_link_days,
             actor=Actor.system("tests"),
         )
+        if outcome is not None:
+            session.execute(
+                update(ComplaintRow)
+                .where(ComplaintRow.id == done.complaint_id)
+                .values(outcome=outcome.value, outcome_by="tests", outcome_at=utcnow())
+            )
     return done.complaint_id

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 
-from qa_service.accounts.roles import Principal, Role
 from qa_service.cli.reports import (
     Format,
     FormatOpt,
@@ -23,7 +22,7 @@ from qa_service.cli.reports import (
     _emit,
     _parse_date,
 )
-from qa_service.cli.support import fail, open_sessions
+from qa_service.cli.support import CLI_READER, fail, open_sessions
 from qa_service.errors import QAServiceError
 from qa_service.reports.exports import Lang
 from qa_service.settings import get_settings
@@ -31,9 +30,6 @@ from qa_service.trends.figures import Dimension
 from qa_service.trends.periods import Granularity
 
 complaints_app = typer.Typer(help="投诉登记 / complaint register", no_args_is_help=True)
-
-# The command line reads everything, as a manager does (it holds the database anyway).
-CLI_READER = Principal(user_id=0, username="cli", display_name="命令行", role=Role.MANAGER)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qa_service.cli.support import fail, open_sessions
+from qa_service.cli.support import CLI_READER, fail, open_sessions
 from qa_service.errors import InputError, QAServiceError, RubricError
 from qa_service.reports.exports import (
     Lang,
@@ -267,16 +267,20 @@ def report_agency(
     output: OutputOpt = None,
     lang: LangOpt = Lang.ZH,
 ) -> None:
-    """外包机构考核报表（按月）：合规率、违规构成、一票否决、投诉信号、拨号违规 / agency report.
+    """外包机构考核报表（按月）：合规率、违规构成、一票否决、投诉信号与投诉、拨号违规 / agency.
 
     合规通话：没有未驳回的 P（十禁）或 M（拨号违规）发现的通话；拨号违规同时按拨号记录
-    （含未录音的拨打）统计。/ A compliant call has no standing P or M finding; dialling
-    breaches are also counted over the whole dial log, unrecorded attempts included.
+    （含未录音的拨打）统计；投诉按受理月份计入投诉登记簿中的投诉（按等级、按责任认定），
+    每千通投诉 = 投诉数 / 该机构当月已分析通话数 × 1000。/ A compliant call has no standing
+    P or M finding; dialling breaches are also counted over the whole dial log, unrecorded
+    attempts included; complaints are the register's, by month received, level and outcome,
+    and per 1,000 analysed calls of the agency-month.
     """
     from qa_service.db.repository import do_not_call_entries
     from qa_service.db.scores import agent_organisations, dial_attempts_between, scored_calls
     from qa_service.reports.agency import build_agency_report
     from qa_service.rules.metadata import MetadataParams
+    from qa_service.trends.records import load_complaints
 
     settings = get_settings()
     params = MetadataParams.from_settings(settings)
@@ -291,6 +295,7 @@ def report_agency(
             attempts = dial_attempts_between(session, start=start, end=end)
             organisations = agent_organisations(session)
             do_not_call = do_not_call_entries(session)
+            complaints = load_complaints(session, principal=CLI_READER, start=start, end=end)
         report = build_agency_report(
             calls,
             attempts,
@@ -299,6 +304,7 @@ def report_agency(
             params=params,
             organisations=organisations,
             agency=agency,
+            complaints=complaints,
         )
         _warn_versions(tuple(sorted({v for row in report.rows for v in row.stats.rubric_versions})))
         _emit(agency_tables(report), report.as_dict(), fmt=fmt, output=output, lang=lang)

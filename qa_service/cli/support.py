@@ -1,4 +1,4 @@
-"""What every ``qa-service`` command shares: the error exit and the database sessions."""
+"""What every ``qa-service`` command shares: the error exit, the database sessions, the reader."""
 
 from __future__ import annotations
 
@@ -7,11 +7,16 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from qa_service.accounts.roles import Principal, Role
 from qa_service.errors import QAServiceError
 from qa_service.settings import Settings
 
 if TYPE_CHECKING:  # SQLAlchemy loads only when a command runs: keeps `qa-service --help` fast
     from sqlalchemy.orm import Session, sessionmaker
+
+# The command line reads everything, as a manager does (it holds the database anyway):
+# the principal its reports pass to the scoped loaders (complaints, trends, coaching).
+CLI_READER = Principal(user_id=0, username="cli", display_name="命令行", role=Role.MANAGER)
 
 
 def fail(exc: QAServiceError) -> typer.Exit:

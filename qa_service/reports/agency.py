@@ -19,6 +19,11 @@ Definitions (also in the CLI help and the report's JSON):
   the agency of the agent who dialled: attempts in forbidden hours (M01); attempts over the
   daily limit (M02, same logic as the per-call rule) and the customer-days they fall on;
   attempts to a number on the do-not-call list since before the attempt (M03).
+- **complaints** (投诉): the register's complaints received in the month (local time), as
+  the trends load them (:func:`qa_service.trends.records.load_complaints`), charged to the
+  agency of the complaint (that of its most recent linked call), else its agent's; by
+  level (一般/严重/重大) and outcome (有责/部分有责/无责, 未结 while open). **Complaints
+  per 1,000 calls** = complaints / analysed calls of the same agency and month × 1000.
 
 Pure: records in, frozen dataclasses out; the rule logic is :mod:`metadata_rules`'s own.
 """
@@ -28,8 +33,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from qa_service.complaints.vocabulary import Level, Outcome
 from qa_service.domain import CallMetadata, DialAttempt, DoNotCallEntry
 from qa_service.reports.scorecards import (
     TOTAL,
@@ -48,6 +54,9 @@ from qa_service.rules.metadata import (
 )
 from qa_service.scoring.score import ScoredCall
 
+if TYPE_CHECKING:  # the loader reads the database; only its record type is needed here
+    from qa_service.trends.records import ComplaintFact
+
 COMPLIANCE_FAMILIES = ("P", "M")
 VIOLATION_FAMILIES = ("P", "R", "A", "M")
 METADATA_RULES = ("M01", "M02", "M03")
@@ -64,6 +73,24 @@ class DialLogStats:
     do_not_call_attempts: int = 0  # M03
 
 
+OPEN = "open"  # a complaint without an outcome yet (未结)
+
+
+@dataclass(frozen=True)
+class ComplaintStats:
+    """The register's complaints of one agency-month: by level and by outcome."""
+
+    by_level: Mapping[str, int] = field(default_factory=dict)  # Level codes, all present
+    by_outcome: Mapping[str, int] = field(default_factory=dict)  # Outcome codes + "open"
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_level.values())
+
+    def per_1000_calls(self, calls: int) -> float | None:
+        return round(1000 * self.total / calls, 2) if calls else None
+
+
 @dataclass(frozen=True)
 class AgencyMonth:
     """One agency over one month (``month`` "YYYY-MM"), or over the period (合计)."""
@@ -76,6 +103,11 @@ class AgencyMonth:
     metadata_calls: Mapping[str, int]  # calls with a standing M01/M02/M03 finding
     violations: Mapping[str, int]  # standing P/R/A/M findings by rule
     dial_log: DialLogStats
+    complaints: ComplaintStats = field(default_factory=ComplaintStats)
+
+    @property
+    def complaints_per_1000_calls(self) -> float | None:
+        return self.complaints.per_1000_calls(self.stats.calls)
 
     @property
     def total_violations(self) -> int:
@@ -108,6 +140,8 @@ DEFINITIONS = {
     "violations": "standing findings of P, R, A and M rules",
     "fatal_calls": "calls whose current score is 0 by a fatal rubric item",
     "dial_log": "every dial-log attempt, charged to the agency of the agent who dialled",
+    "complaints": "register complaints received in the month, charged to the agency of the "
+    "complaint's most recent linked call; per 1,000 analysed calls of the same agency-month",
 }
 
 
@@ -131,6 +165,12 @@ def _row_dict(row: AgencyMonth) -> dict[str, Any]:
             for rule, n in row.violations.items()
         },
         "dial_log": dict(row.dial_log.__dict__),
+        "complaints": {
+            "total": row.complaints.total,
+            "by_level": dict(row.complaints.by_level),
+            "by_outcome": dict(row.complaints.by_outcome),
+            "per_1000_calls": row.complaints_per_1000_calls,
+        },
     }
 
 
@@ -204,12 +244,26 @@ def _dial_stats(attempts: Sequence[_Attempt]) -> DialLogStats:
     )
 
 
+def _complaint_stats(complaints: Sequence[ComplaintFact]) -> ComplaintStats:
+    by_level = {level.value: 0 for level in Level}
+    by_outcome = {outcome.value: 0 for outcome in Outcome} | {OPEN: 0}
+    for complaint in complaints:
+        by_level[complaint.level] = by_level.get(complaint.level, 0) + 1
+        key = complaint.outcome or OPEN
+        by_outcome[key] = by_outcome.get(key, 0) + 1
+    return ComplaintStats(by_level, by_outcome)
+
+
 def _family(rule: str, families: Iterable[str]) -> bool:
     return rule[:1] in families
 
 
 def _agency_month(
-    agency: str, month: str, calls: Sequence[ScoredCall], attempts: Sequence[_Attempt]
+    agency: str,
+    month: str,
+    calls: Sequence[ScoredCall],
+    attempts: Sequence[_Attempt],
+    complaints: Sequence[ComplaintFact],
 ) -> AgencyMonth:
     stats = call_stats(calls)
     compliant = sum(
@@ -229,6 +283,7 @@ def _agency_month(
         metadata_calls={rule: stats.calls_by_rule.get(rule, 0) for rule in METADATA_RULES},
         violations=violations,
         dial_log=_dial_stats(attempts),
+        complaints=_complaint_stats(complaints),
     )
 
 
@@ -241,11 +296,13 @@ def build_agency_report(
     params: MetadataParams,
     organisations: Organisations | None = None,
     agency: str | None = None,
+    complaints: Iterable[ComplaintFact] = (),
 ) -> AgencyReport:
     """Per agency (or only ``agency``) and month of ``period``, plus a 合计 row each.
 
     A call is charged to its own agency, else its agent's latest known one, else 未分组;
-    a dial-log attempt to its agent's agency. Totals are computed over the whole period
+    a dial-log attempt to its agent's agency; a complaint (received in the period) to its
+    own agency, else its agent's, else 未分组. Totals are computed over the whole period
     (not summed from months), so customer-day counts stay distinct.
     """
     organisations = organisations or {}
@@ -267,16 +324,31 @@ def build_agency_report(
         in_period, do_not_call, params=params, organisations=organisations
     ):
         dial.setdefault(judged.agency, {}).setdefault(judged.month, []).append(judged)
+    registered: dict[str, dict[str, list[ComplaintFact]]] = {}
+    for complaint in complaints:
+        if not period.contains(complaint.received_at, tz):
+            continue
+        known_agency = organisations.get(complaint.agent_id or "", (None, None))[1]
+        name = complaint.agency_id or known_agency or UNGROUPED
+        month = complaint.received_at.astimezone(tz).strftime("%Y-%m")
+        registered.setdefault(name, {}).setdefault(month, []).append(complaint)
 
     rows: list[AgencyMonth] = []
-    for name in sorted(set(by_agency) | set(dial)):
+    for name in sorted(set(by_agency) | set(dial) | set(registered)):
         if agency is not None and name != agency:
             continue
         months = by_agency.get(name, {})
         dial_months = dial.get(name, {})
-        for month in sorted(set(months) | set(dial_months)):
+        complaint_months = registered.get(name, {})
+        for month in sorted(set(months) | set(dial_months) | set(complaint_months)):
             rows.append(
-                _agency_month(name, month, months.get(month, []), dial_months.get(month, []))
+                _agency_month(
+                    name,
+                    month,
+                    months.get(month, []),
+                    dial_months.get(month, []),
+                    complaint_months.get(month, []),
+                )
             )
         rows.append(
             _agency_month(
@@ -284,6 +356,7 @@ def build_agency_report(
                 TOTAL,
                 [c for m in months.values() for c in m],
                 [a for m in dial_months.values() for a in m],
+                [c for m in complaint_months.values() for c in m],
             )
         )
     return AgencyReport(period, tuple(rows), undated, DEFINITIONS)
