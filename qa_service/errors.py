@@ -42,6 +42,12 @@ class UnsupportedFormat(InputError):
     code = "unsupported_format"
 
 
+class ImplausibleAudio(UnsupportedFormat):
+    """A header claims what no call recording has (thousands of channels, days of audio)."""
+
+    code = "implausible_audio"
+
+
 class AudioDecodeError(InputError):
     code = "audio_decode_error"
 
@@ -137,6 +143,12 @@ class AccountLocked(QAServiceError):
     """Too many failed logins: the account is locked for a while."""
 
     code = "account_locked"
+
+
+class TooManyRequests(QAServiceError):
+    """Too many failed logins from one client: refused for a while (context: retry_after_s)."""
+
+    code = "too_many_requests"
 
 
 class AccountDisabled(AuthenticationFailed):

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
         "empty: <data_dir>/audio. Shared mount when workers run on several machines",
     )
     max_upload_mb: float = Field(default=200.0, gt=0, description="largest recording accepted")
+    max_audio_hours: float = Field(
+        default=6.0, gt=0, description="longest recording an upload's header may declare"
+    )
     job_max_attempts: int = Field(default=3, ge=1, description="analysis tries before `failed`")
     job_retry_backoff_s: list[int] = Field(default_factory=lambda: [10, 60, 300])
     job_timeout_s: int = Field(default=3600, ge=60)
@@ -137,6 +140,13 @@ class Settings(BaseSettings):
     password_history: int = Field(default=3, ge=1)
     lockout_attempts: int = Field(default=5, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
+    # Per client IP, whatever the user names tried (unknown names never lock an account).
+    login_ip_max_failures: int = Field(
+        default=20, ge=1, description="failed logins from one client IP before 429"
+    )
+    login_ip_window_s: int = Field(
+        default=300, ge=1, description="seconds the failed logins of one IP are counted over"
+    )
     cookie_secure: bool = Field(default=False, description="Secure cookies (behind HTTPS)")
     public_url: str = Field(default="", description="the URL users open (printed by demo)")
     # Retention (Art. 68 and the service plan: recordings and logs at least 2 years).

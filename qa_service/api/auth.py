@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from qa_service.accounts.rows import normalise_username
 from qa_service.accounts.service import change_password, login
 from qa_service.accounts.sessions import end_session
 from qa_service.api.audit import actor_of, client_ip, recording_failures
@@ -22,7 +23,14 @@ from qa_service.api.schemas import (
     PasswordChange,
     UserOut,
 )
-from qa_service.audit.events import AuditEvent, record_event
+from qa_service.audit.events import (
+    Actor,
+    AuditEvent,
+    Outcome,
+    record_event,
+    record_event_committed,
+)
+from qa_service.errors import AccountLocked, AuthenticationFailed, TooManyRequests
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -33,6 +41,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
     responses={
         401: {"model": ErrorResponse, "description": "wrong user name or password"},
         423: {"model": ErrorResponse, "description": "account locked after failed logins"},
+        429: {"model": ErrorResponse, "description": "too many failed logins from this IP"},
     },
 )
 def post_login(
@@ -40,13 +49,33 @@ def post_login(
 ) -> LoginResponse:
     """Check the credentials and start a browser session (cookie + CSRF token)."""
     settings = state.settings
-    result = login(
-        state.sessions,
-        username=body.username,
-        password=body.password,
-        settings=settings,
-        client_ip=client_ip(request),
-    )
+    ip = client_ip(request)
+    throttle = state.login_throttle
+    try:
+        throttle.check(
+            ip, max_failures=settings.login_ip_max_failures, window_s=settings.login_ip_window_s
+        )
+    except TooManyRequests as exc:
+        record_event_committed(
+            state.sessions,
+            actor=Actor.claimed(normalise_username(body.username)[:64], client_ip=ip),
+            event=AuditEvent.LOGIN,
+            result=Outcome.FAILURE,
+            target=f"user:{normalise_username(body.username)[:64]}",
+            details={"reason": exc.code, "retry_after_s": exc.context.get("retry_after_s")},
+        )
+        raise
+    try:
+        result = login(
+            state.sessions,
+            username=body.username,
+            password=body.password,
+            settings=settings,
+            client_ip=ip,
+        )
+    except (AuthenticationFailed, AccountLocked):
+        throttle.failed(ip, window_s=settings.login_ip_window_s)
+        raise
     response.set_cookie(
         SESSION_COOKIE,
         result.session_token,

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import errors as e
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 # Most specific first: the first class an error is an instance of decides its status.
 _STATUS: tuple[tuple[type[e.QAServiceError], int], ...] = (
     (e.AccountLocked, 423),
+    (e.TooManyRequests, 429),
     (e.AuthenticationFailed, 401),
     (e.PasswordExpired, 403),
     (e.PermissionDenied, 403),
@@ -81,6 +83,8 @@ def error_response(exc: e.QAServiceError, headers: dict[str, str] | None = None)
         headers = {**(headers or {}), "Content-Range": f"bytes */{exc.context['size']}"}
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    if isinstance(exc, e.TooManyRequests) and "retry_after_s" in exc.context:
+        headers = {**(headers or {}), "Retry-After": str(exc.context["retry_after_s"])}
     return JSONResponse(error_body(exc.code, zh, en), status_code=status, headers=headers)
 
 
@@ -112,6 +116,19 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    # A restarted or unreachable database is the server's temporary trouble, not a bug:
+    # 503 tells clients to retry (uploads are idempotent by their bytes).
+    logger.error("database unavailable: %s", exc)
+    return JSONResponse(
+        error_body(
+            "database_unavailable", "数据库暂时不可用，请稍后重试", "the database is unavailable"
+        ),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -125,4 +142,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(e.QAServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -22,7 +22,13 @@ from qa_service.api.state import ServiceState
 from qa_service.api.uploads import ReceivedUpload, receive_upload
 from qa_service.audit.events import AuditEvent
 from qa_service.domain import CallMetadata
-from qa_service.errors import AudioDecodeError, EmptyFile, QAServiceError, UnsupportedFormat
+from qa_service.errors import (
+    AudioDecodeError,
+    EmptyFile,
+    ImplausibleAudio,
+    QAServiceError,
+    UnsupportedFormat,
+)
 from qa_service.ingest.audio import probe_audio
 from qa_service.ingest.recordings import parse_metadata_bytes
 from qa_service.worker.submit import Submission, submit_recording
@@ -64,11 +70,15 @@ def _metadata(state: ServiceState, upload: ReceivedUpload) -> CallMetadata | Non
     )
 
 
-def _check_audio(upload: ReceivedUpload) -> None:
+def _check_audio(state: ServiceState, upload: ReceivedUpload) -> None:
     try:
-        probe_audio(upload.path)
+        probe_audio(upload.path, max_duration_s=state.settings.max_audio_hours * 3600)
     except (UnsupportedFormat, AudioDecodeError, EmptyFile) as exc:
-        _, _, reason = exc.message.partition(" / ")
+        # The temporary file's server path means nothing to the client: name its file.
+        message = exc.message.replace(str(upload.path), upload.filename)
+        zh, _, reason = message.partition(" / ")
+        if isinstance(exc, ImplausibleAudio):  # the header's claim, said in Chinese too
+            raise ImplausibleAudio(message, filename=upload.filename) from exc
         raise UnsupportedFormat(
             f"{upload.filename}：不是可识别的音频（内容检查未通过） / {upload.filename}: "
             f"the content is not audio we can decode ({reason or exc.code})",
@@ -80,7 +90,7 @@ def _store_and_submit(
     state: ServiceState, upload: ReceivedUpload, principal: Principal
 ) -> Submission:
     metadata = _metadata(state, upload)
-    _check_audio(upload)
+    _check_audio(state, upload)
     stored = state.store.put_file(upload.path, ext=upload.path.suffix)
     return submit_recording(
         state.sessions,
@@ -100,7 +110,11 @@ def _store_and_submit(
     responses={
         200: {"model": UploadResult, "description": "these bytes were uploaded before"},
         413: {"model": ErrorResponse, "description": "larger than QA_MAX_UPLOAD_MB"},
-        415: {"model": ErrorResponse, "description": "the content is not audio"},
+        415: {
+            "model": ErrorResponse,
+            "description": "the content is not audio, or its header is implausible",
+        },
+        503: {"model": ErrorResponse, "description": "the audio store is full or unwritable"},
         422: {"model": ErrorResponse, "description": "invalid metadata or request"},
     },
 )

@@ -6,13 +6,14 @@ reach it through the typed dependencies of :mod:`qa_service.api.deps`, never as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from qa_service.api.throttle import LoginThrottle
 from qa_service.ingest.store import AudioStore
 from qa_service.settings import Settings
 
@@ -29,6 +30,7 @@ class ServiceState:
     sessions: sessionmaker[Session]
     store: AudioStore
     queue: JobQueue
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     @property
     def upload_tmp_dir(self) -> Path:

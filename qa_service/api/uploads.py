@@ -11,9 +11,11 @@ nothing is left behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -22,7 +24,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from qa_service.errors import InputError, MetadataError, RecordingTooLarge
+from qa_service.errors import InputError, MetadataError, RecordingTooLarge, StorageError
 
 FILE_FIELD = "file"
 METADATA_FIELD = "metadata"
@@ -107,7 +109,8 @@ class _Receiver:
                 raise _invalid("只能上传一个录音文件", "only one recording per upload")
             self.filename = _safe_filename(self.part.filename or "")
             suffix = PurePosixPath(self.filename).suffix.lower()[:10]
-            fd, name = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=self.tmp_dir)
+            with _spooling(self.tmp_dir):
+                fd, name = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=self.tmp_dir)
             self.path = Path(name)
             self.file = os.fdopen(fd, "wb")
 
@@ -118,7 +121,8 @@ class _Receiver:
             if self.size > self.max_bytes:
                 raise too_large(self.max_bytes)
             assert self.file is not None
-            self.file.write(chunk)
+            with _spooling(self.tmp_dir):
+                self.file.write(chunk)
         elif len(self.part.data) + len(chunk) > MAX_METADATA_BYTES:
             raise MetadataError(
                 f"字段 {self.part.name} 超过 {MAX_METADATA_BYTES // 1024} KB / "
@@ -134,10 +138,26 @@ class _Receiver:
 
     def discard(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with suppress(OSError):  # a full disk fails the close's flush too
+                self.file.close()
         if self.path is not None:
             with suppress(FileNotFoundError):
                 self.path.unlink()
+
+
+@contextmanager
+def _spooling(tmp_dir: Path) -> Iterator[None]:
+    """A full or unwritable temporary disk is the server's trouble (503), never a 500."""
+    try:
+        yield
+    except OSError as exc:
+        full = exc.errno == errno.ENOSPC
+        raise StorageError(
+            ("上传临时目录空间已满，无法接收录音" if full else "无法写入上传临时目录")
+            + f" / cannot spool the upload to {tmp_dir}: {exc.strerror or exc}",
+            path=tmp_dir,
+            action="spool",
+        ) from exc
 
 
 def _boundary(request: Request) -> bytes:
@@ -171,7 +191,8 @@ async def receive_upload(request: Request, *, max_bytes: int, tmp_dir: Path) -> 
     """
     _check_declared_length(request, max_bytes)
     boundary = _boundary(request)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    with _spooling(tmp_dir):
+        tmp_dir.mkdir(parents=True, exist_ok=True)
     receiver = _Receiver(max_bytes=max_bytes, tmp_dir=tmp_dir)
     parser = MultipartParser(
         boundary,
@@ -191,7 +212,8 @@ async def receive_upload(request: Request, *, max_bytes: int, tmp_dir: Path) -> 
         parser.finalize()
         if receiver.file is None or receiver.path is None or receiver.filename is None:
             raise _invalid("缺少录音文件（字段 file）", "the 'file' field is missing")
-        receiver.file.close()
+        with _spooling(tmp_dir):
+            receiver.file.close()
         if receiver.size == 0:
             raise _invalid("录音文件是空的（0 字节）", "the recording is empty (0 bytes)")
         return ReceivedUpload(

@@ -17,7 +17,13 @@ import av
 import numpy as np
 
 from qa_service.domain import DecodedAudio
-from qa_service.errors import AudioDecodeError, EmptyFile, FileNotFound, UnsupportedFormat
+from qa_service.errors import (
+    AudioDecodeError,
+    EmptyFile,
+    FileNotFound,
+    ImplausibleAudio,
+    UnsupportedFormat,
+)
 
 # A decoded length shorter than the header declares by more than this is a truncated file.
 # The slack absorbs codec priming/padding (AAC, Opus) and rounding in container headers; a RIFF
@@ -25,6 +31,12 @@ from qa_service.errors import AudioDecodeError, EmptyFile, FileNotFound, Unsuppo
 _SHORTFALL_MIN_S = 0.5
 _SHORTFALL_FRACTION = 0.05
 _WAV_SHORTFALL_S = 0.05
+
+# What a call recording can plausibly be; a header claiming more is refused before decoding
+# (an "audio bomb" would make the decoder allocate for channels or hours that are not there).
+MAX_CHANNELS = 8
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 384_000
 
 # Containers whose declared duration comes from the file itself (an index, a page granule, an
 # MP3 Xing/Info header). For AMR and raw ADTS AAC FFmpeg only guesses the duration from the
@@ -99,15 +111,19 @@ def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
     )
 
 
-def probe_audio(path: Path) -> str:
+def probe_audio(path: Path, *, max_duration_s: float | None = None) -> str:
     """Check that ``path`` is audio by opening it and decoding its first packet; the container.
 
     Cheap (reads a header and one packet), for refusing a non-audio upload before it is
     stored. Raises like :func:`decode_audio`: :class:`UnsupportedFormat` when the content
-    is not audio whatever the file is called, :class:`AudioDecodeError` when it is damaged.
+    is not audio whatever the file is called, :class:`AudioDecodeError` when it is damaged,
+    and :class:`ImplausibleAudio` when a header claims what no call recording has (an
+    "audio bomb": thousands of channels, an absurd sample rate, a duration past
+    ``max_duration_s``, a WAV data size far beyond the bytes the file holds).
     """
     path = Path(path)
     check_audio_file(path)
+    _check_wav_header(path, max_duration_s)
     with _open(path) as container:
         streams = list(container.streams.audio)
         if not streams:
@@ -118,6 +134,10 @@ def probe_audio(path: Path) -> str:
                 path=path,
                 container=container.format.name,
             )
+        for stream in streams:
+            _check_stream_header(path, stream, max_duration_s)
+        if max_duration_s is not None and container.duration is not None:
+            _check_duration(path, container.duration / av.time_base, max_duration_s)
         try:
             for packet in container.demux(streams[0]):
                 if packet.size and packet.decode() is not None:
@@ -129,6 +149,75 @@ def probe_audio(path: Path) -> str:
                 path=path,
             ) from exc
         return str(container.format.name)
+
+
+def _implausible(path: Path, zh: str, en: str, **context: object) -> ImplausibleAudio:
+    return ImplausibleAudio(f"{path}：{zh} / {path}: {en}", path=path, **context)
+
+
+def _check_duration(path: Path, seconds: float, max_duration_s: float) -> None:
+    if seconds > max_duration_s:
+        raise _implausible(
+            path,
+            f"文件头声明的时长 {seconds / 3600:.1f} 小时超过上限 {max_duration_s / 3600:g} 小时",
+            f"the header declares {seconds / 3600:.1f} h, over the "
+            f"{max_duration_s / 3600:g} h limit",
+            declared_s=round(seconds),
+        )
+
+
+def _check_stream_header(path: Path, stream: av.AudioStream, max_duration_s: float | None) -> None:
+    channels = stream.codec_context.channels
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise _implausible(
+            path,
+            f"声道数异常（{channels}，最多 {MAX_CHANNELS}）",
+            f"implausible channel count {channels} (at most {MAX_CHANNELS})",
+            channels=channels,
+        )
+    rate = stream.codec_context.sample_rate
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise _implausible(
+            path,
+            f"采样率异常（{rate} Hz，应在 {MIN_SAMPLE_RATE}–{MAX_SAMPLE_RATE} Hz）",
+            f"implausible sample rate {rate} Hz ({MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)",
+            sample_rate=rate,
+        )
+    if max_duration_s is not None and stream.duration is not None and stream.time_base:
+        _check_duration(path, float(stream.duration * stream.time_base), max_duration_s)
+
+
+def _check_wav_header(path: Path, max_duration_s: float | None) -> None:
+    """Refuse a RIFF header whose channel count or data size no recording has.
+
+    FFmpeg cannot be asked: it trusts the file size over a PCM data chunk's size, and a
+    header of 65,535 channels fails inside the decoder with a message nobody can act on.
+    """
+    header = _wav_header(path)
+    if header is None:
+        return
+    if not 1 <= header.channels <= MAX_CHANNELS:
+        raise _implausible(
+            path,
+            f"声道数异常（{header.channels}，最多 {MAX_CHANNELS}）",
+            f"implausible channel count {header.channels} (at most {MAX_CHANNELS})",
+            channels=header.channels,
+        )
+    if header.byte_rate == 0 or header.data_size in (0, 0xFFFFFFFF):
+        return  # recorders that stream to disk write these until they finish
+    held = path.stat().st_size - header.data_offset
+    if max_duration_s is not None:
+        _check_duration(path, header.data_size / header.byte_rate, max_duration_s)
+    if header.data_size - held > header.byte_rate * _WAV_SHORTFALL_S:
+        raise _implausible(
+            path,
+            f"文件头声明音频数据 {header.data_size} 字节，文件只有 {max(held, 0)} 字节"
+            "（文件不完整或头部伪造）",
+            f"the header declares {header.data_size} bytes of audio but the file holds "
+            f"{max(held, 0)} (truncated or forged header)",
+            declared_bytes=header.data_size,
+            held_bytes=max(held, 0),
+        )
 
 
 def check_audio_file(path: Path) -> None:
@@ -280,22 +369,40 @@ def _raise_if_short(path: Path, decoded: float, declared: float, slack: float) -
 
 def _wav_declared_seconds(path: Path) -> float | None:
     """Length the RIFF header promises, or None where it promises nothing checkable."""
+    header = _wav_header(path)
+    # Recorders that stream to disk write 0 or 0xFFFFFFFF until they finish.
+    if header is None or header.byte_rate == 0 or header.data_size in (0, 0xFFFFFFFF):
+        return None
+    return header.data_size / header.byte_rate
+
+
+@dataclass(frozen=True)
+class _WavHeader:
+    channels: int
+    byte_rate: int
+    data_size: int
+    data_offset: int  # where the data chunk's bytes start
+
+
+def _wav_header(path: Path) -> _WavHeader | None:
+    """The RIFF header's format and data chunk, or None for RF64 and anything not WAVE."""
     with path.open("rb") as f:
         if f.read(12)[8:12] != b"WAVE":  # RF64 keeps its sizes elsewhere: not checked
             return None
-        byte_rate = 0
+        channels = byte_rate = 0
         while True:
             header = f.read(8)
             if len(header) < 8:
                 return None
             chunk_id, chunk_size = struct.unpack("<4sI", header)
             if chunk_id == b"fmt " and chunk_size >= 12:
-                byte_rate = struct.unpack("<I", f.read(12)[8:12])[0]
+                fmt = f.read(12)
+                if len(fmt) < 12:
+                    return None
+                channels = struct.unpack("<H", fmt[2:4])[0]
+                byte_rate = struct.unpack("<I", fmt[8:12])[0]
                 f.seek(chunk_size - 12 + (chunk_size & 1), 1)
             elif chunk_id == b"data":
-                # Recorders that stream to disk write 0 or 0xFFFFFFFF until they finish.
-                if byte_rate == 0 or chunk_size in (0, 0xFFFFFFFF):
-                    return None
-                return chunk_size / byte_rate
+                return _WavHeader(channels, byte_rate, chunk_size, f.tell())
             else:
                 f.seek(chunk_size + (chunk_size & 1), 1)
