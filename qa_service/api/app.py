@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from qa_service.api import (
+    admin,
     alerts,
     audio,
     audit,
@@ -89,10 +90,24 @@ def create_app(settings: Settings, *, state: ServiceState | None = None) -> Fast
         rules,
         review,
         audit,
+        admin,
     ):
         app.include_router(module.router)
     app.include_router(evidence_router)  # a call's export, masked per role (issue 13)
     app.include_router(complaints_router)  # complaint register, evidence (issue 11)
     app.include_router(trends_router)  # trends and coaching (issue 11)
     install_docs(app)
+    _install_web_ui(app)
     return app
+
+
+def _install_web_ui(app: FastAPI) -> None:
+    """The reviewers' pages (``reviewer_ui``, issue 12), when that package is installed;
+    imported here, not at module level, so the API never depends on it at import time."""
+    try:
+        from reviewer_ui.web import install_ui
+    except ModuleNotFoundError as exc:  # an API-only install: no pages, the API still serves
+        if exc.name != "reviewer_ui":
+            raise
+        return
+    install_ui(app)

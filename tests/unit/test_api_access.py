@@ -218,6 +218,37 @@ EXPECTED.update(
     }
 )
 
+# The web UI (reviewer_ui, issue 12): pages are shells whose scripts call the API above, so
+# access is the API's. A stranger is sent to the login page, another role to its own home
+# page (redirects followed: 200 for everyone); a call page outside the caller's scope
+# renders the shell and shows the API's 404. Static files are public like the docs'.
+EXPECTED.update(
+    {
+        ("GET", "/"): EVERYONE_200,
+        ("GET", "/login"): EVERYONE_200,
+        ("GET", "/password"): EVERYONE_200,
+        ("GET", "/ui/queue"): EVERYONE_200,
+        ("GET", "/ui/calls/{call_id}"): EVERYONE_200,
+        ("GET", "/ui/inbox"): EVERYONE_200,
+        ("GET", "/ui/scorecard"): EVERYONE_200,
+        ("GET", "/ui/appeals"): EVERYONE_200,
+        ("GET", "/ui/alerts"): EVERYONE_200,
+        ("GET", "/ui/trends"): EVERYONE_200,
+        ("GET", "/ui/complaints"): EVERYONE_200,
+        ("GET", "/ui/admin/accounts"): EVERYONE_200,
+        ("GET", "/ui/admin/settings"): EVERYONE_200,
+        ("GET", "/static/ui/{path}"): EVERYONE_200,
+        # The admin pages' routes: accounts and the settings view, administrators only
+        # (JOB_MANAGERS is that table); an empty body is 422 past access control.
+        ("GET", "/api/v1/admin/users"): JOB_MANAGERS,
+        ("POST", "/api/v1/admin/users"): {**JOB_MANAGERS, "admin": 422},
+        ("POST", "/api/v1/admin/users/{username}/disable"): JOB_MANAGERS,
+        ("POST", "/api/v1/admin/users/{username}/enable"): JOB_MANAGERS,
+        ("POST", "/api/v1/admin/users/{username}/password"): {**JOB_MANAGERS, "admin": 422},
+        ("GET", "/api/v1/admin/settings"): JOB_MANAGERS,
+    }
+)
+
 
 def _request_kwargs(method: str, path: str, caller: str) -> dict[str, Any]:
     if path == "/api/v1/auth/login":
@@ -314,7 +345,9 @@ def _cases() -> Iterator[tuple[str, str, str, str | None]]:
 
 @pytest.mark.parametrize(("method", "path", "caller", "target"), list(_cases()))
 def test_access(service: Service, method: str, path: str, caller: str, target: str | None) -> None:
-    url = path.replace("{path}", "swagger-ui.css")
+    static_file = "ui.css" if path.startswith("/static/ui/") else "swagger-ui.css"
+    # agent2 exists only for these tests: disabling it locks nobody else out.
+    url = path.replace("{path}", static_file).replace("{username}", "agent2")
     if target is not None:
         call = OWN_CALL if target == "own" else OTHER_CALL
         url = url.replace("{call_id}", call).replace("{alert_id}", str(ALERT_IDS[call]))

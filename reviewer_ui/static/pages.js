@@ -1,0 +1,225 @@
+// The Alpine.js components of the list pages: inbox, appeals, alerts, scorecards,
+// trends, complaints, accounts and settings. Every figure comes from the JSON API.
+/* exported inbox, appeals, alertsPage, scorecard, trends, complaints, accountsPage, settingsPage */
+"use strict";
+
+function inbox() {
+  return {
+    items: [], error: "", loaded: false, openAppeal: null, reason: "",
+    async load() {
+      try { this.items = (await QA.api("GET", "/api/v1/inbox")).items; } catch (e) { this.error = e.message; }
+      this.loaded = true;
+    },
+    appealOf(item, f) { return item.appeals.find((a) => a.finding_id === f.finding_id); },
+    play(item, f) {
+      const audio = document.getElementById("inbox-audio");
+      const src = `/api/v1/calls/${encodeURIComponent(item.call_id)}/audio`;
+      if (!audio.src.endsWith(src)) audio.src = src;
+      const start = () => { audio.currentTime = f.start_s || 0; audio.play().catch(() => {}); };
+      if (audio.readyState >= 1) start(); else audio.addEventListener("loadedmetadata", start, { once: true });
+      audio.load && audio.readyState === 0 && audio.load();
+    },
+    async appeal(f) {
+      if (!this.reason.trim()) { QA.toast("请填写申诉理由。", "error"); return; }
+      try {
+        await QA.api("POST", `/api/v1/findings/${f.finding_id}/appeal`, { reason: this.reason.trim() });
+        QA.toast("申诉已提交，等待组长裁决。", "ok");
+        this.openAppeal = null; this.reason = "";
+        await this.load();
+      } catch (e) { QA.toast(e.message, "error"); }
+    },
+    async acknowledge(item) {
+      try {
+        await QA.api("POST", `/api/v1/calls/${encodeURIComponent(item.call_id)}/acknowledge`);
+        QA.toast("已确认反馈。", "ok");
+        await this.load();
+      } catch (e) { QA.toast(e.message, "error"); }
+    },
+  };
+}
+
+function appeals(role) {
+  return {
+    items: [], error: "", loaded: false, status: "open", notes: {}, canRule: role === "supervisor",
+    async load() {
+      try { this.items = (await QA.api("GET", "/api/v1/appeals?status=" + this.status)).items; } catch (e) { this.error = e.message; }
+      this.loaded = true;
+    },
+    async rule(a, ruling) {
+      try {
+        await QA.api("POST", `/api/v1/appeals/${a.appeal_id}/ruling`, { ruling, note: this.notes[a.appeal_id] || "" });
+        QA.toast(ruling === "overturned" ? "已改判撤销该命中，得分已重算。" : "已维持原判。", "ok");
+        await this.load();
+      } catch (e) { QA.toast(e.message, "error"); }
+    },
+  };
+}
+
+function alertsPage(role) {
+  return {
+    items: [], error: "", loaded: false, canAck: role === "supervisor",
+    KINDS: { complaint: "投诉倾向", fatal: "一票否决" },
+    async load() {
+      try { this.items = (await QA.api("GET", "/api/v1/alerts?limit=100")).items; } catch (e) { this.error = e.message; }
+      this.loaded = true;
+      document.addEventListener("qa:alert", (ev) => {
+        if (!this.items.some((a) => a.id === ev.detail.id)) this.items.unshift(ev.detail);
+      });
+    },
+    async ack(a) {
+      try {
+        const out = await QA.api("POST", `/api/v1/alerts/${a.id}/ack`);
+        Object.assign(a, out);
+        QA.setAlertCount(Math.max(0, QA.alertCount - 1));
+      } catch (e) { QA.toast(e.message, "error"); }
+    },
+  };
+}
+
+function lineChart(el, labels, series) {
+  // labels: x values (unix seconds or indexes); series: [{label, values}]
+  if (!window.uPlot || !el) return;
+  el.innerHTML = "";
+  const colors = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b91c1c", "#0e7490", "#a16207"];
+  const opts = {
+    width: el.clientWidth || 800, height: 260,
+    series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: true }))),
+    axes: [{}, {}],
+  };
+  return new uPlot(opts, [labels].concat(series.map((s) => s.values)), el);
+}
+
+function scorecard() {
+  return {
+    rows: [], error: "", loaded: false,
+    async load() {
+      try {
+        let calls = [];
+        let cursor = null;
+        do {
+          const q = new URLSearchParams({ limit: "200", status: "analyzed" });
+          if (cursor) q.set("cursor", cursor);
+          const page = await QA.api("GET", "/api/v1/calls?" + q);
+          calls = calls.concat(page.items);
+          cursor = page.next_cursor;
+        } while (cursor && calls.length < 2000);
+        calls = calls.filter((c) => c.score !== null);
+        const by = {};
+        for (const c of calls) {
+          const k = c.agent_id || "—";
+          (by[k] = by[k] || { agent: k, team: c.team_id || "—", scores: [], rules: {}, days: {} });
+          by[k].scores.push(c.score);
+          for (const r of c.rules) by[k].rules[r] = (by[k].rules[r] || 0) + 1;
+          const day = (c.started_at || "").slice(0, 10);
+          if (day) (by[k].days[day] = by[k].days[day] || []).push(c.score);
+        }
+        this.rows = Object.values(by).map((r) => ({
+          agent: r.agent, team: r.team, calls: r.scores.length,
+          mean: r.scores.reduce((a, b) => a + b, 0) / r.scores.length,
+          passRate: r.scores.filter((s) => s >= 80).length / r.scores.length,
+          min: Math.min(...r.scores),
+          top: Object.entries(r.rules).sort((a, b) => b[1] - a[1]).slice(0, 3).map((e) => e[0]),
+          days: r.days,
+        })).sort((a, b) => a.mean - b.mean);
+        const days = [...new Set(calls.map((c) => (c.started_at || "").slice(0, 10)).filter(Boolean))].sort();
+        const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
+        const series = this.rows.slice(0, 7).map((r) => ({
+          label: r.agent,
+          values: days.map((d) => (r.days[d] ? r.days[d].reduce((a, b) => a + b, 0) / r.days[d].length : null)),
+        }));
+        if (days.length) this.$nextTick(() => lineChart(document.getElementById("score-chart"), xs, series));
+      } catch (e) { this.error = e.message; }
+      this.loaded = true;
+    },
+  };
+}
+
+function trends() {
+  return {
+    data: {}, error: "", period: "month", by: "team", from: "", to: "",
+    query() {
+      const q = new URLSearchParams({ period: this.period, by: this.by });
+      if (this.from) q.set("from", this.from);
+      if (this.to) q.set("to", this.to);
+      return q.toString();
+    },
+    exportUrl(path) { return path + "?" + this.query(); },
+    pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(0) + "%"; },
+    fmtChange(v) { return v === null || v === undefined ? "—" : (v > 0 ? "+" : "") + v; },
+    async load() {
+      this.error = "";
+      try {
+        this.data = await QA.api("GET", "/api/v1/trends?" + this.query());
+        const rows = this.data.violations_by_family || [];
+        const periods = [...new Set(rows.map((r) => r.period))].sort();
+        const keys = [...new Set(rows.map((r) => r.group + " · " + r.name))];
+        const series = keys.slice(0, 7).map((k) => ({
+          label: k,
+          values: periods.map((p) => {
+            const hit = rows.filter((r) => r.period === p && r.group + " · " + r.name === k);
+            return hit.length ? hit[0].per_100_calls : null;
+          }),
+        }));
+        this.$nextTick(() => lineChart(document.getElementById("trend-chart"), periods.map((_, i) => i), series));
+      } catch (e) { this.error = e.message; }
+    },
+  };
+}
+
+function complaints() {
+  return {
+    items: [], error: "", loaded: false, status: "",
+    async load() {
+      try {
+        this.items = (await QA.api("GET", "/api/v1/complaints" + (this.status ? "?status=" + this.status : ""))).items;
+      } catch (e) { this.error = e.message; }
+      this.loaded = true;
+    },
+  };
+}
+
+function accountsPage() {
+  return {
+    items: [], error: "",
+    ROLES: { admin: "系统管理员", manager: "管理层", supervisor: "组长", inspector: "质检员", agent: "坐席" },
+    form: { username: "", display_name: "", role: "inspector", teams: "", agent_id: "", password: "" },
+    async load() {
+      try { this.items = (await QA.api("GET", "/api/v1/admin/users")).items; } catch (e) { this.error = e.message; }
+    },
+    async create() {
+      const f = this.form;
+      try {
+        await QA.api("POST", "/api/v1/admin/users", {
+          username: f.username.trim(), role: f.role, password: f.password,
+          display_name: f.display_name.trim() || null, agent_id: f.agent_id.trim() || null,
+          team_ids: f.teams.split(/[,，、]/).map((t) => t.trim()).filter(Boolean),
+        });
+        QA.toast(`账号 ${f.username} 已创建。`, "ok");
+        this.form = { username: "", display_name: "", role: "inspector", teams: "", agent_id: "", password: "" };
+        await this.load();
+      } catch (e) { QA.toast(e.message, "error"); }
+    },
+    async post(u, action, ok) {
+      try { await QA.api("POST", `/api/v1/admin/users/${encodeURIComponent(u.username)}/${action}`); QA.toast(ok, "ok"); await this.load(); }
+      catch (e) { QA.toast(e.message, "error"); }
+    },
+    async reset(u) {
+      const pw = window.prompt(`为 ${u.username} 设置临时密码（用户下次登录须修改）：`);
+      if (!pw) return;
+      try {
+        await QA.api("POST", `/api/v1/admin/users/${encodeURIComponent(u.username)}/password`, { new_password: pw });
+        QA.toast("密码已重置，该用户的会话已结束。", "ok");
+        await this.load();
+      } catch (e) { QA.toast(e.message, "error"); }
+    },
+  };
+}
+
+function settingsPage() {
+  return {
+    items: [], error: "",
+    async load() {
+      try { this.items = (await QA.api("GET", "/api/v1/admin/settings")).items; } catch (e) { this.error = e.message; }
+    },
+  };
+}

@@ -1,0 +1,146 @@
+"""A real service in a thread (uvicorn, SQLite, no Redis) and Debian's Chromium driven by
+Playwright; every page's requests and console messages are recorded and checked.
+
+Chromium comes from Debian (``apt-get install chromium``), never from ``playwright
+install``. Screenshots go to ``$QA_UI_SHOTS`` (default: a pytest temp folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/api_support.py
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+
+@dataclass
+class UiServer:
+    url: str
+    service: object
+    shots: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_ui_server(tmp: Path) -> tuple[UiServer, Callable[[], None]]:
+    """Serve a seeded service on a free port in a thread; returns it and its stop()."""
+    import uvicorn
+    from api_support import add_role_users, make_service, seed_alert
+    from seed import seed_review_call
+
+    service = make_service(f"sqlite:///{tmp / 'qa.sqlite3'}", tmp)
+    add_role_users(service)
+    seed_review_call(service, "call-a", marker=b"a")
+    seed_review_call(service, "call-b", marker=b"b")
+    seed_alert(service, "call-b")
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the UI test server did not start")
+        time.sleep(0.05)
+    shots = Path(os.environ.get("QA_UI_SHOTS") or tmp / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return UiServer(f"http://127.0.0.1:{port}", service, shots), stop
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    server, stop = start_ui_server(tmp_path_factory.mktemp("ui"))
+    yield server
+    stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (never playwright install)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@dataclass
+class Watched:
+    """A page plus what it did: every request URL and every console error."""
+
+    page: object
+    requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def ui(browser: object, ui_server: UiServer, request: pytest.FixtureRequest) -> Iterator[Watched]:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1366, "height": 768}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
+    page = context.new_page()
+    watched = Watched(page)
+    page.on("request", lambda r: watched.requests.append(r.url))
+    page.on(
+        "console",
+        lambda m: watched.errors.append(f"{m.type}: {m.text}") if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: watched.errors.append(f"pageerror: {e}"))
+    page.set_default_timeout(10_000)
+    yield watched
+    try:
+        page.screenshot(path=str(ui_server.shots / f"{request.node.name}-end.png"), full_page=True)
+    finally:
+        context.close()
+    foreign = [u for u in watched.requests if urlsplit(u).hostname not in LOCAL_HOSTS | {None}]
+    foreign = [u for u in foreign if not u.startswith(("data:", "blob:"))]
+    assert not foreign, f"requests left the host: {foreign}"
+    assert not watched.errors, f"console errors: {watched.errors}"
+
+
+def shot(server: UiServer, page: object, name: str) -> Path:
+    """Save a screenshot of ``page`` as ``name``.png among the test artefacts."""
+    path = server.shots / f"{name}.png"
+    page.screenshot(path=str(path))  # type: ignore[attr-defined]
+    return path
+
+
+def copy_shot(path: Path, folder: str = "/tmp/ui-shots") -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, folder)
