@@ -76,8 +76,8 @@ function alertsPage(role) {
   };
 }
 
-function lineChart(el, labels, series) {
-  // labels: x values (unix seconds or indexes); series: [{label, values}]
+function lineChart(el, labels, series, categories) {
+  // labels: x values (unix seconds, or indexes into categories); series: [{label, values}]
   if (!window.uPlot || !el) return;
   el.innerHTML = "";
   const colors = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b91c1c", "#0e7490", "#a16207"];
@@ -86,6 +86,11 @@ function lineChart(el, labels, series) {
     series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: true }))),
     axes: [{}, {}],
   };
+  if (categories) { // periods such as 2026-11 or 2026-W45: an ordinal axis, not time
+    opts.scales = { x: { time: false } };
+    opts.axes = [{ values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? categories[t] || "" : "")) }, {}];
+    opts.series[0] = { label: "周期", value: (u, v) => (v === null ? "--" : categories[v] || "") };
+  }
   return new uPlot(opts, [labels].concat(series.map((s) => s.values)), el);
 }
 
@@ -160,7 +165,7 @@ function trends() {
             return hit.length ? hit[0].per_100_calls : null;
           }),
         }));
-        this.$nextTick(() => lineChart(document.getElementById("trend-chart"), periods.map((_, i) => i), series));
+        this.$nextTick(() => lineChart(document.getElementById("trend-chart"), periods.map((_, i) => i), series, periods));
       } catch (e) { this.error = e.message; }
     },
   };

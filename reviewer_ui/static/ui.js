@@ -154,7 +154,7 @@
     if (document.getElementById("main").dataset.receivesAlerts !== "true") return;
     const btn = document.getElementById("mute-toggle");
     const show = () => {
-      btn.textContent = QA.muted() ? "🔕 提示音关" : "🔔 提示音开";
+      btn.textContent = QA.muted() ? "提示音：关" : "提示音：开";
       btn.setAttribute("aria-pressed", QA.muted() ? "true" : "false");
     };
     show();
