@@ -144,8 +144,10 @@ function trends() {
     data: {}, error: "", period: "month", by: "team", from: "", to: "",
     query() {
       const q = new URLSearchParams({ period: this.period, by: this.by });
-      if (this.from) q.set("from", this.from);
-      if (this.to) q.set("to", this.to);
+      const from = QA.parseDay(this.from);
+      const to = QA.parseDay(this.to);
+      if (from) q.set("from", from);
+      if (to) q.set("to", to);
       return q.toString();
     },
     exportUrl(path) { return path + "?" + this.query(); },
@@ -153,6 +155,10 @@ function trends() {
     fmtChange(v) { return v === null || v === undefined ? "—" : (v > 0 ? "+" : "") + v; },
     async load() {
       this.error = "";
+      if (QA.parseDay(this.from) === null || QA.parseDay(this.to) === null) {
+        this.error = "日期格式应为 yyyy-mm-dd，例如 2026-11-06。";
+        return;
+      }
       try {
         this.data = await QA.api("GET", "/api/v1/trends?" + this.query());
         const rows = this.data.violations_by_family || [];

@@ -58,6 +58,17 @@
     return d.toLocaleString("zh-CN", { hour12: false, year: "numeric", month: "2-digit",
       day: "2-digit", hour: "2-digit", minute: "2-digit" });
   };
+  // Dates are typed as yyyy-mm-dd in plain text inputs: a browser's date widget follows
+  // the browser's locale (mm/dd/yyyy on an English one), not the page's zh-CN.
+  QA.parseDay = function (text) {
+    const t = (text || "").trim();
+    if (!t) return "";
+    const m = /^(\d{4})-(\d{1,2})-(\d{1,2})$/.exec(t);
+    if (!m) return null;
+    const d = new Date(Date.UTC(+m[1], +m[2] - 1, +m[3]));
+    if (d.getUTCFullYear() !== +m[1] || d.getUTCMonth() !== +m[2] - 1 || d.getUTCDate() !== +m[3]) return null;
+    return `${m[1]}-${m[2].padStart(2, "0")}-${m[3].padStart(2, "0")}`;
+  };
   QA.fmtDay = (iso) => (iso ? new Date(iso).toLocaleDateString("zh-CN") : "—");
   QA.esc = function (text) {
     const div = document.createElement("div");

@@ -134,6 +134,50 @@ def ui(browser: object, ui_server: UiServer, request: pytest.FixtureRequest) -> 
     assert not watched.errors, f"console errors: {watched.errors}"
 
 
+HOMES = {
+    "inspector": "/ui/queue",
+    "agent": "/ui/inbox",
+    "supervisor": "/ui/appeals",
+    "manager": "/ui/trends",
+    "admin": "/ui/admin/accounts",
+}
+
+
+def login(page, server: UiServer, username: str, password: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Sign in through the login form and wait for the role's home page."""
+    from api_support import PASSWORDS
+
+    page.goto(server.url + "/")
+    page.fill("#username", username)
+    page.fill("#password", password or PASSWORDS[username])
+    page.click("#login-form button[type=submit]")
+    page.wait_for_url(f"**{HOMES[username]}")
+
+
+def logout(page) -> None:  # type: ignore[no-untyped-def]
+    page.click("#logout")
+    page.wait_for_url("**/login")
+
+
+def run_analysis_job(server: UiServer, call_id: str) -> str:
+    """Run the worker's analysis job for ``call_id`` in this process, as a worker would,
+    with the scripted analyser (``seed.ScriptedAnalyser``) in place of ASR and detection."""
+    from seed import ScriptedAnalyser
+
+    from qa_service.worker.jobs import WorkerRuntime, run_analysis
+
+    state = server.service.state  # type: ignore[attr-defined]
+    runtime = WorkerRuntime(
+        settings=state.settings,
+        engine=state.engine,
+        sessions=state.sessions,
+        analyzer=ScriptedAnalyser(state.settings.rubric_path),
+        store=state.store,
+        versions={},
+    )
+    return run_analysis(runtime, call_id)
+
+
 def shot(server: UiServer, page: object, name: str) -> Path:
     """Save a screenshot of ``page`` as ``name``.png among the test artefacts."""
     path = server.shots / f"{name}.png"

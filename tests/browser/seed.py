@@ -45,22 +45,12 @@ FINDINGS = (
 )
 
 
-def seed_review_call(
-    service: Service,
-    call_id: str,
-    *,
-    agent_id: str = "A1",
-    team_id: str = "T1",
-    wav: str = "stereo_8k.wav",
-    marker: bytes = b"",
-) -> None:
-    """Store ``wav`` (plus ``marker`` bytes, so each call is its own recording) and an
-    analysed, rubric-scored call with four findings; it lands in the review queue."""
-    data = (FIXTURES / wav).read_bytes() + marker
-    tmp = service.state.settings.resolved_audio_store.parent / f"{call_id}.wav"
-    tmp.write_bytes(data)
-    stored = service.state.store.put_file(tmp, ext=".wav")
-    utterances = tuple(Utterance(s, a, b, t, 0 if s is A else 1) for s, a, b, t in LINES)
+def scripted_analysis(
+    metadata: CallMetadata, *, sha256: str, rubric_path: Path, with_findings: bool = True
+) -> CallAnalysis:
+    """What the pipeline would make of the fixture call: LINES, FINDINGS, the rubric's score."""
+    channel = {A: 0, C: 1} if metadata.channels != "mono" else {A: 0, C: 0}
+    utterances = tuple(Utterance(s, a, b, t, channel[s]) for s, a, b, t in LINES)
     findings = tuple(
         Finding(
             rule=rule,
@@ -72,31 +62,70 @@ def seed_review_call(
             end=LINES[i][2],
             evidence={"terms": [{"term": clause[:4], "how": "chars"}]},
         )
-        for rule, i, clause in FINDINGS
+        for rule, i, clause in (FINDINGS if with_findings else ())
     )
-    rubric = load_rubric(service.state.settings.rubric_path)
-    detail = score_call(findings, rubric)
-    analysis = CallAnalysis(
-        call_id=call_id,
-        recording=f"{call_id}.wav",
+    detail = score_call(findings, load_rubric(rubric_path))
+    return CallAnalysis(
+        call_id=metadata.call_id,
+        recording=metadata.recording,
         status=CallStatus.ANALYZED,
         duration_s=4.0,
-        channels="stereo",
-        sha256=stored.sha256,
-        metadata=CallMetadata(
-            call_id=call_id,
-            recording=f"{call_id}.wav",
-            agent_id=agent_id,
-            team_id=team_id,
-            agency_id="AG1",
-            started_at=datetime(2026, 11, 6, 14, 32, 18, tzinfo=CST),
-            channels="stereo",
-            has_sidecar=True,
-        ),
+        channels=metadata.channels or "stereo",
+        sha256=sha256,
+        metadata=metadata,
         utterances=utterances,
         findings=findings,
         score=detail.score,
         score_detail=detail,
+    )
+
+
+class ScriptedAnalyser:
+    """Stands in for :class:`qa_service.pipeline.Analyzer` in the analysis job: the worker's
+    own claim, save, review-state and alert path runs; only ASR and detection are scripted."""
+
+    def __init__(self, rubric_path: Path) -> None:
+        self.rubric_path = rubric_path
+
+    def analyze(self, path, context, *, metadata=None) -> CallAnalysis:  # type: ignore[no-untyped-def]
+        from qa_service.ingest.recordings import sha256_file
+
+        sha, _ = sha256_file(path)
+        return scripted_analysis(metadata, sha256=sha, rubric_path=self.rubric_path)
+
+
+def seed_review_call(
+    service: Service,
+    call_id: str,
+    *,
+    agent_id: str = "A1",
+    team_id: str = "T1",
+    wav: str = "stereo_8k.wav",
+    marker: bytes = b"",
+    channels: str = "stereo",
+    with_findings: bool = True,
+) -> None:
+    """Store ``wav`` (plus ``marker`` bytes, so each call is its own recording) and an
+    analysed, rubric-scored call with four findings; it lands in the review queue."""
+    data = (FIXTURES / wav).read_bytes() + marker
+    tmp = service.state.settings.resolved_audio_store.parent / f"{call_id}.wav"
+    tmp.write_bytes(data)
+    stored = service.state.store.put_file(tmp, ext=".wav")
+    metadata = CallMetadata(
+        call_id=call_id,
+        recording=f"{call_id}.wav",
+        agent_id=agent_id,
+        team_id=team_id,
+        agency_id="AG1",
+        started_at=datetime(2026, 11, 6, 14, 32, 18, tzinfo=CST),
+        channels=channels,
+        has_sidecar=True,
+    )
+    analysis = scripted_analysis(
+        metadata,
+        sha256=stored.sha256,
+        rubric_path=service.state.settings.rubric_path,
+        with_findings=with_findings,
     )
     with service.state.sessions.begin() as session:
         call_pk = save_analysis(session, analysis=analysis, source_path=None, versions={})

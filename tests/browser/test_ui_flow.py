@@ -12,26 +12,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from api_support import PASSWORDS
-from conftest import UiServer, Watched, copy_shot, shot
+from conftest import HOMES, UiServer, Watched, copy_shot, login, shot
 
 pytestmark = pytest.mark.browser
-
-HOMES = {
-    "inspector": "/ui/queue",
-    "agent": "/ui/inbox",
-    "supervisor": "/ui/appeals",
-    "manager": "/ui/trends",
-    "admin": "/ui/admin/accounts",
-}
-
-
-def login(page, server: UiServer, username: str, password: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    page.goto(server.url + "/")
-    page.fill("#username", username)
-    page.fill("#password", password or PASSWORDS[username])
-    page.click("#login-form button[type=submit]")
-    page.wait_for_url(f"**{HOMES[username]}")
 
 
 def test_wrong_password_shows_the_chinese_message(ui: Watched, ui_server: UiServer) -> None:
