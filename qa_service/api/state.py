@@ -6,6 +6,7 @@ reach it through the typed dependencies of :mod:`qa_service.api.deps`, never as 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,8 +35,14 @@ class ServiceState:
 
     @property
     def upload_tmp_dir(self) -> Path:
-        """Where uploads stream to before they are checked and stored (local disk)."""
-        return self.settings.data_dir / "tmp" / "uploads"
+        """Where uploads stream to before they are checked and stored (local disk).
+
+        One folder per process, named by its pid: a process killed mid-upload leaves its
+        partial body there, and the next ``serve`` removes the folders of dead processes
+        (:func:`qa_service.api.uploads.remove_orphaned_spools`) without touching those of
+        live ones sharing the data directory.
+        """
+        return self.settings.data_dir / "tmp" / "uploads" / f"p{os.getpid()}"
 
     @property
     def max_upload_bytes(self) -> int:

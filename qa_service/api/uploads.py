@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -158,6 +159,40 @@ def _spooling(tmp_dir: Path) -> Iterator[None]:
             path=tmp_dir,
             action="spool",
         ) from exc
+
+
+def remove_orphaned_spools(root: Path) -> int:
+    """Delete what processes that died mid-upload left under ``root``; the count removed.
+
+    Each process spools into ``root/p<pid>`` (:attr:`ServiceState.upload_tmp_dir`). A
+    folder whose process is gone, or this process's own (a recycled pid: nothing of ours
+    is in flight yet at start-up), holds only partial bodies nobody will finish.
+    """
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for entry in root.iterdir():
+        pid = int(entry.name[1:]) if entry.name[1:].isdigit() else None
+        if entry.is_dir() and pid is not None and pid != os.getpid() and _alive(pid):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            removed += sum(1 for p in entry.rglob("*") if p.is_file())
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with suppress(OSError):
+                entry.unlink()
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _boundary(request: Request) -> bytes:

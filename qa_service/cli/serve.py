@@ -54,6 +54,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     import uvicorn
 
     from qa_service.api.app import build_state, create_app
+    from qa_service.api.uploads import remove_orphaned_spools
     from qa_service.db.session import migrate
     from qa_service.worker.queue import InProcessJobQueue, queue_from_settings
     from qa_service.worker.sweep import Sweeper, sweep
@@ -63,6 +64,11 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     state = build_state(settings, queue=queue)
     migrate(state.engine)
     _record_settings(state)
+    # Partial bodies of uploads that a killed server was receiving: never finished, never
+    # stored (the store only takes complete, checked files), so only disk to give back.
+    orphans = remove_orphaned_spools(state.upload_tmp_dir.parent)
+    if orphans:
+        logger.warning("removed %d partial upload(s) left by a stopped server", orphans)
     in_process = queue if isinstance(queue, InProcessJobQueue) else None
     if in_process is not None:
         in_process.start()
