@@ -22,7 +22,8 @@
 
   const canReview = () => role === "inspector" && call && call.review &&
     call.review.state === "in_review" && call.review.assignee === me;
-  const status = (f) => f.review_status || "pending";
+  // An inspector's own finding is stored confirmed; shown as "added" (人工补充).
+  const status = (f) => (f.source === "inspector" && f.review_status === "confirmed" ? "added" : f.review_status || "pending");
   const ruleName = (f) => (f.citation && f.citation.name) ||
     ((rules.find((r) => r.id === f.rule) || {}).name_zh) || "";
 

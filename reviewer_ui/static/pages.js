@@ -191,7 +191,7 @@ function complaints() {
 
 function accountsPage() {
   return {
-    items: [], error: "",
+    items: [], error: "", resetFor: null, resetPw: "",
     ROLES: { admin: "系统管理员", manager: "管理层", supervisor: "组长", inspector: "质检员", agent: "坐席" },
     form: { username: "", display_name: "", role: "inspector", teams: "", agent_id: "", password: "" },
     async load() {
@@ -214,12 +214,17 @@ function accountsPage() {
       try { await QA.api("POST", `/api/v1/admin/users/${encodeURIComponent(u.username)}/${action}`); QA.toast(ok, "ok"); await this.load(); }
       catch (e) { QA.toast(e.message, "error"); }
     },
+    openReset(u) {
+      this.resetFor = this.resetFor === u.username ? null : u.username;
+      this.resetPw = "";
+      if (this.resetFor) this.$nextTick(() => document.getElementById("reset-" + u.username).focus());
+    },
     async reset(u) {
-      const pw = window.prompt(`为 ${u.username} 设置临时密码（用户下次登录须修改）：`);
-      if (!pw) return;
+      if (!this.resetPw) { QA.toast("请输入临时密码。", "error"); return; }
       try {
-        await QA.api("POST", `/api/v1/admin/users/${encodeURIComponent(u.username)}/password`, { new_password: pw });
-        QA.toast("密码已重置，该用户的会话已结束。", "ok");
+        await QA.api("POST", `/api/v1/admin/users/${encodeURIComponent(u.username)}/password`, { new_password: this.resetPw });
+        QA.toast(`${u.username} 的密码已重置，其会话已结束；下次登录须修改密码。`, "ok");
+        this.resetFor = null; this.resetPw = "";
         await this.load();
       } catch (e) { QA.toast(e.message, "error"); }
     },

@@ -50,7 +50,7 @@ def _free_port() -> int:
 def start_ui_server(tmp: Path) -> tuple[UiServer, Callable[[], None]]:
     """Serve a seeded service on a free port in a thread; returns it and its stop()."""
     import uvicorn
-    from api_support import add_role_users, make_service, seed_alert
+    from api_support import add_role_users, add_user, make_service, seed_alert
     from seed import seed_review_call
 
     service = make_service(f"sqlite:///{tmp / 'qa.sqlite3'}", tmp)
@@ -58,6 +58,13 @@ def start_ui_server(tmp: Path) -> tuple[UiServer, Callable[[], None]]:
     seed_review_call(service, "call-a", marker=b"a")
     seed_review_call(service, "call-b", marker=b"b")
     seed_alert(service, "call-b")
+    # For tests/browser/test_ui_more.py: a mono call, a call to add a missed finding to,
+    # a call whose alert is raised while a supervisor watches, an account that must change
+    # its password at the next login.
+    seed_review_call(service, "call-mono", wav="mono_8k.wav", channels="mono")
+    seed_review_call(service, "call-c", marker=b"c")
+    seed_review_call(service, "call-live", marker=b"live")
+    add_user(service, "newbie", "inspector", must_change_password=True)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning")
