@@ -31,6 +31,8 @@ NAV: tuple[NavItem, ...] = (
         "/ui/complaints",
         frozenset({_R.SUPERVISOR, _R.MANAGER, _R.INSPECTOR}),
     ),
+    NavItem("coaching", "辅导培训", "/ui/coaching", frozenset({_R.SUPERVISOR, _R.MANAGER})),
+    NavItem("agency", "机构考核", "/ui/reports/agency", frozenset({_R.MANAGER})),
     NavItem("accounts", "账号管理", "/ui/admin/accounts", frozenset({_R.ADMIN})),
     NavItem("settings", "系统设置", "/ui/admin/settings", frozenset({_R.ADMIN})),
 )

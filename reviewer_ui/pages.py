@@ -160,6 +160,16 @@ def complaints_page(request: Request) -> Response:
     return _page(request, "complaints.html", roles_of("complaints"), "投诉登记", page="complaints")
 
 
+@router.get("/ui/coaching")
+def coaching_page(request: Request) -> Response:
+    return _page(request, "coaching.html", roles_of("coaching"), "辅导培训", page="coaching")
+
+
+@router.get("/ui/reports/agency")
+def agency_page(request: Request) -> Response:
+    return _page(request, "agency.html", roles_of("agency"), "外包机构考核", page="agency")
+
+
 @router.get("/ui/admin/accounts")
 def accounts_page(request: Request) -> Response:
     return _page(request, "accounts.html", roles_of("accounts"), "账号管理", page="accounts")

@@ -1,5 +1,6 @@
 """Administration for the web UI's admin pages: accounts (list, create, disable, enable,
-reset the password) and a read-only view of the running settings, secrets redacted.
+reset the password), the agent roster's CSV import and a read-only view of the running
+settings, secrets redacted.
 
 The accounts service does the work and writes the audit events; these routes only check
 ``manage_accounts`` / ``manage_settings`` and translate. A reset password must be changed
@@ -16,13 +17,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import make_url
+from starlette.concurrency import run_in_threadpool
 
 from qa_service.accounts import service as accounts
 from qa_service.accounts.roles import Permission, Principal
+from qa_service.accounts.roster import import_roster
 from qa_service.accounts.rows import UserAccount
 from qa_service.api.audit import actor_of
 from qa_service.api.deps import State, require
+from qa_service.api.imports import MAX_IMPORT_BYTES
 from qa_service.api.schemas import ErrorResponse
+from qa_service.api.uploads import receive_upload
+from qa_service.audit.events import AuditEvent, record_event
 from qa_service.errors import InputError
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -179,3 +185,58 @@ def get_settings(state: State, _admin: SettingsAdmin) -> dict[str, Any]:
     """The running settings (read-only; secrets and passwords in URLs are not shown)."""
     values = state.settings.model_dump()
     return {"items": [{"name": k, "value": _shown(k, v)} for k, v in sorted(values.items())]}
+
+
+class RosterRejected(BaseModel):
+    line: int
+    message: str
+    detail: str | None = None
+
+
+class RosterResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    calls_updated: int
+    rejected: list[RosterRejected]
+
+
+@router.post("/roster", response_model=RosterResult, responses=_ERRORS)
+async def import_roster_file(request: Request, state: State, caller: AccountAdmin) -> RosterResult:
+    """Import the agent roster (CSV: 工号, 姓名, 团队, 机构; UTF-8, GBK or UTF-16) as
+    ``qa-service roster import`` does; the agents' stored calls move with them."""
+    upload = await receive_upload(request, max_bytes=MAX_IMPORT_BYTES, tmp_dir=state.upload_tmp_dir)
+    try:
+        data = upload.path.read_bytes()
+    finally:
+        upload.path.unlink(missing_ok=True)
+
+    def save() -> RosterResult:
+        with state.sessions.begin() as session:
+            result = import_roster(session, data=data, source=upload.filename)
+            record_event(
+                session,
+                actor=actor_of(request, caller),
+                event=AuditEvent.ROSTER_IMPORT,
+                target=f"file:{upload.filename}",
+                details={
+                    "created": result.created,
+                    "updated": result.updated,
+                    "unchanged": result.unchanged,
+                    "calls_updated": result.calls_updated,
+                    "rejected": len(result.rejected),
+                },
+            )
+        rejected = []
+        for row in result.rejected:
+            zh, _, en = row.reason.partition(" / ")
+            rejected.append(RosterRejected(line=row.line, message=zh, detail=en or None))
+        return RosterResult(
+            created=result.created,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            calls_updated=result.calls_updated,
+            rejected=rejected,
+        )
+
+    return await run_in_threadpool(save)

@@ -30,6 +30,7 @@ from qa_service.api.complaints import router as complaints_router
 from qa_service.api.docs import install_docs
 from qa_service.api.errors import install_error_handlers
 from qa_service.api.evidence import router as evidence_router
+from qa_service.api.reports import router as reports_router
 from qa_service.api.state import ServiceState
 from qa_service.api.trends import router as trends_router
 from qa_service.db.session import make_engine, make_session_factory
@@ -96,6 +97,7 @@ def create_app(settings: Settings, *, state: ServiceState | None = None) -> Fast
     app.include_router(evidence_router)  # a call's export, masked per role (issue 13)
     app.include_router(complaints_router)  # complaint register, evidence (issue 11)
     app.include_router(trends_router)  # trends and coaching (issue 11)
+    app.include_router(reports_router)  # the agency evaluation report (issue 12's page)
     install_docs(app)
     _install_web_ui(app)
     return app

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.browser
 PAGES = {
     "inspector": ["/ui/queue", "/ui/calls/call-a", "/ui/complaints", "/password"],
     "agent": ["/ui/inbox", "/ui/scorecard"],
-    "supervisor": ["/ui/appeals", "/ui/alerts", "/ui/trends"],
-    "manager": ["/ui/trends", "/ui/complaints"],
+    "supervisor": ["/ui/appeals", "/ui/alerts", "/ui/trends", "/ui/coaching"],
+    "manager": ["/ui/trends", "/ui/complaints", "/ui/reports/agency"],
     "admin": ["/ui/admin/accounts", "/ui/admin/settings"],
 }
 AXE_OPTIONS = {

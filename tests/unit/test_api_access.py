@@ -246,6 +246,11 @@ EXPECTED.update(
         ("POST", "/api/v1/admin/users/{username}/enable"): JOB_MANAGERS,
         ("POST", "/api/v1/admin/users/{username}/password"): {**JOB_MANAGERS, "admin": 422},
         ("GET", "/api/v1/admin/settings"): JOB_MANAGERS,
+        ("POST", "/api/v1/admin/roster"): {**JOB_MANAGERS, "admin": 422},  # empty body
+        # The agency evaluation report: managers only (it spans every team and agency).
+        ("GET", "/api/v1/reports/agency"): {**_AGGREGATE_VIEWERS, "supervisor": 403},
+        ("GET", "/ui/coaching"): EVERYONE_200,
+        ("GET", "/ui/reports/agency"): EVERYONE_200,
     }
 )
 
