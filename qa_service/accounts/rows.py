@@ -61,8 +61,13 @@ def resolve_settings(settings: Settings | None) -> Settings:
 
 
 def normalise_username(username: str) -> str:
-    """The stored form of a user name: NFKC (full-width → ASCII), trimmed, lower case."""
-    return unicodedata.normalize("NFKC", username).strip().lower()
+    """The stored form of a user name: NFKC (full-width → ASCII), trimmed, lower case.
+
+    A NUL becomes U+FFFD: PostgreSQL refuses NUL in text even in a lookup, and a name
+    holding one can only be a forged login (no account can have it), so it must read as
+    an unknown user, not as a database failure.
+    """
+    return unicodedata.normalize("NFKC", username).strip().lower().replace("\x00", "\ufffd")
 
 
 def check_username(username: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qa_service import errors as e
@@ -129,6 +129,15 @@ async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+    # An id or number past what the database column holds (e.g. a 30-digit path id):
+    # the request's fault. SQLite's driver raises OverflowError, PostgreSQL a DataError.
+    return JSONResponse(
+        error_body("invalid_request", "请求参数超出范围", f"a value is out of range: {exc}"),
+        status_code=422,
+    )
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error", exc_info=exc)
     return JSONResponse(
@@ -143,4 +152,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(DataError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

@@ -265,11 +265,11 @@ def record_event(
             occurred_at=moment,
             actor_kind=actor.kind,
             actor_id=actor.user_id,
-            actor_name=actor.name[:128],
-            client_ip=actor.client_ip[:64] if actor.client_ip else None,
+            actor_name=_storable(actor.name)[:128],
+            client_ip=_storable(actor.client_ip)[:64] if actor.client_ip else None,
             event=name,
             result=outcome.value,
-            target=target[:512] if target else None,
+            target=_storable(target)[:512] if target else None,
             details=details_text,
             prev_hash=prev_hash,
             row_hash="",
@@ -360,3 +360,9 @@ def list_events(session: Session, *, filters: EventFilter, limit: int = 200) -> 
         statement = statement.where(AuditEventRow.seq > filters.after_seq)
     with storage_errors("list audit events"):
         return [record_from_row(row) for row in session.scalars(statement)]
+
+
+def _storable(text: str) -> str:
+    """Text PostgreSQL can hold: a NUL (typed into a login form, say) becomes U+FFFD, so
+    the attempt is still recorded instead of failing the audit write."""
+    return text.replace("\x00", "\ufffd")

@@ -13,12 +13,12 @@ from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from qa_service.db.session import dumps_json
 from qa_service.db.tables import CallRow, DialAttemptRow, FindingRow, UtteranceRow
 from qa_service.domain import CallMetadata, DialAttempt, Finding, Speaker, Utterance
-from qa_service.errors import StorageError
+from qa_service.errors import InputError, StorageError
 from qa_service.privacy.masking import mask_number
 
 
@@ -27,11 +27,27 @@ def storage_errors(action: str, **context: object) -> Iterator[None]:
     """Turn driver and SQL errors into a StorageError that says what was being done."""
     try:
         yield
-    except SQLAlchemyError as exc:
-        raise StorageError(
-            f"数据库操作失败（{action}）/ database operation failed ({action}): {exc}",
+    except DataError as exc:
+        # The value, not the database, is at fault (a NUL character, a number past the
+        # column's range, text too long): the caller's input error, never a 5xx.
+        raise InputError(
+            f"数据含有无法保存的字符或超出范围的值（{action}） / the data cannot be stored "
+            f"({action}): {_first_line(exc)}",
             **context,
         ) from exc
+    except SQLAlchemyError as exc:
+        # Only the driver's first line: the rest is the SQL and its parameters, which may
+        # hold personal data and belong in the server log (the cause), not in a response.
+        raise StorageError(
+            f"数据库操作失败（{action}） / database operation failed ({action}): "
+            f"{_first_line(exc)}",
+            **context,
+        ) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def aware(value: datetime, what: str) -> datetime:

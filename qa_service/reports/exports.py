@@ -154,6 +154,16 @@ _NUMBER_FORMATS = {
 }
 
 
+def _cell_value(value: object) -> object:
+    """Text as a worksheet can hold it: control characters (which openpyxl refuses, so a
+    complaint typed with one broke the whole export) are dropped."""
+    if isinstance(value, str):
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        return ILLEGAL_CHARACTERS_RE.sub("", value)
+    return value
+
+
 def write_xlsx(tables: Sequence[Table], path: Path, lang: Lang = Lang.ZH) -> Path:
     """A workbook with one sheet per table: styled, frozen header row, fitted columns."""
     _write(path, xlsx_bytes(tables, lang))
@@ -180,7 +190,10 @@ def xlsx_bytes(tables: Sequence[Table], lang: Lang = Lang.ZH) -> bytes:
             cell.fill = header_fill
             cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         for row in table.rows:
-            sheet.append([row.get(c.key) for c in table.columns])
+            sheet.append([_cell_value(row.get(c.key)) for c in table.columns])
+            for cell in sheet[sheet.max_row]:
+                if cell.data_type == "f":  # text that looks like a formula stays text
+                    cell.data_type = "s"
         for index, column in enumerate(table.columns, start=1):
             letter = get_column_letter(index)
             number_format = _NUMBER_FORMATS.get(column.kind)
