@@ -4,8 +4,9 @@ faster-whisper's ``transcribe()`` is built for long files: it seeks through 30-s
 and with word timestamps it re-encodes whatever follows the last word, so a window of
 stitched speech costs two encoder passes and decodes padding into invented words.
 Here every window is at most 30 s by construction, so each gets exactly one encoder
-pass, and the windows of both channels of a call go through CTranslate2 as one batch
-(on a CPU the batched decoder steps cost little more than one).
+pass, and the windows of both channels of a call go through CTranslate2 in batches of
+``MAX_BATCH`` (on a CPU the batched decoder steps cost little more than one; a bounded
+batch keeps a long call's memory bounded).
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_WINDOW_S = 30.0
+# Windows encoded and decoded together. A call's windows all went in one batch, so the
+# encoder's activations grew with the call's length (issue 13's long-call bench: +3.8 GB
+# per hour of call); a few at a time keep a 2-hour call in bounded memory, and on a CPU
+# a batch of 8 already gets almost all of batching's speed.
+MAX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,13 @@ class WindowDecoder:
         self.suppress_tokens = list(get_suppressed_tokens(self.tokenizer, [-1]))
 
     def decode(self, windows: list[np.ndarray]) -> list[DecodedWindow]:
-        """Decode windows of 16-kHz audio (each ≤ 30 s) in one batch."""
+        """Decode windows of 16-kHz audio (each ≤ 30 s), at most ``MAX_BATCH`` at a time."""
+        out: list[DecodedWindow] = []
+        for start in range(0, len(windows), MAX_BATCH):
+            out.extend(self._decode_batch(windows[start : start + MAX_BATCH]))
+        return out
+
+    def _decode_batch(self, windows: list[np.ndarray]) -> list[DecodedWindow]:
         if not windows:
             return []
         from faster_whisper.audio import pad_or_trim

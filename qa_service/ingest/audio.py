@@ -31,6 +31,8 @@ from qa_service.errors import (
 _SHORTFALL_MIN_S = 0.5
 _SHORTFALL_FRACTION = 0.05
 _WAV_SHORTFALL_S = 0.05
+# Decoded audio is collected in blocks of this many samples (a minute at 16 kHz).
+_BLOCK = 16000 * 60
 
 # What a call recording can plausibly be; a header claiming more is refused before decoding
 # (an "audio bomb" would make the decoder allocate for channels or hours that are not there).
@@ -279,7 +281,7 @@ class _StreamDecoder:
 
     stream: av.AudioStream
     sample_rate: int
-    chunks: list[np.ndarray] = field(default_factory=list)
+    blocks: list[np.ndarray] = field(default_factory=list)  # (channels, _BLOCK) each
     samples: int = 0
     n_channels: int = 0
     source_rate: int = 0
@@ -316,16 +318,40 @@ class _StreamDecoder:
             return
         for out in self._resampler.resample(frame):
             planes = out.to_ndarray()  # fltp: shape (channels, samples), float32
-            self.chunks.append(planes)
-            self.samples += planes.shape[1]
+            self._append(planes)
+
+    def _append(self, planes: np.ndarray) -> None:
+        # Frames are a few KB; kept one by one they would come from the C heap, which
+        # does not give memory back, and assembling them would hold the call twice.
+        # Minute-sized blocks are mapped and unmapped whole (see channels()).
+        done = 0
+        while done < planes.shape[1]:
+            used = self.samples % _BLOCK
+            if used == 0:
+                self.blocks.append(np.empty((planes.shape[0], _BLOCK), np.float32))
+            n = min(_BLOCK - used, planes.shape[1] - done)
+            self.blocks[-1][:, used : used + n] = planes[:, done : done + n]
+            done += n
+            self.samples += n
 
     def channels(self, length: int) -> tuple[np.ndarray, ...]:
-        if not self.chunks:
-            return tuple(np.zeros(length, np.float32) for _ in range(self.n_channels))
-        planes = np.concatenate(self.chunks, axis=1)
-        if planes.shape[1] < length:
-            planes = np.pad(planes, ((0, 0), (0, length - planes.shape[1])))
-        return tuple(np.ascontiguousarray(p, dtype=np.float32) for p in planes)
+        """The decoded channels, padded with silence to ``length`` samples.
+
+        Each block is released as soon as it is copied, so the recording is held about
+        once, not twice: 2 h of stereo at 16 kHz is ~0.9 GB of float32 either way, but
+        assembling it from every frame kept alive used to peak near 1.8 GB.
+        """
+        out = np.zeros((max(self.n_channels, 1), length), np.float32)  # pages mapped lazily
+        blocks, self.blocks = self.blocks, []
+        blocks.reverse()
+        position = 0
+        while blocks:
+            block = blocks.pop()
+            n = min(_BLOCK, self.samples - position, length - position)
+            out[:, position : position + n] = block[:, :n]
+            position += n
+            del block
+        return tuple(out[: self.n_channels])
 
 
 def _check_complete(
