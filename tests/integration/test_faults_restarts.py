@@ -87,7 +87,7 @@ def test_postgres_restarted_during_uploads_and_analyses(
     stack = Stack(tmp_path, database_url=pg.url, redis_url=redis.url)
     try:
         stack.start_api()
-        first, *rest = make_recordings(tmp_path / "calls", 6)
+        first, *rest = make_recordings(tmp_path / "calls", 5)
         warmup = Uploader(stack, [first])
         warmup.run()
         worker = stack.start_worker()
@@ -105,11 +105,11 @@ def test_postgres_restarted_during_uploads_and_analyses(
         uploader.join(timeout=180)
         assert uploader.error is None, f"{uploader.error!r}\n{stack.logs()}"
         accepted = {**warmup.accepted, **uploader.accepted}
-        assert len(accepted) == 6
+        assert len(accepted) == 5
         assert uploader.refusals, "the restart did not hit an upload"
         stack.wait_for(
             "every accepted recording settled",
-            lambda: set(stack.statuses()) <= DONE and sum(stack.statuses().values()) == 6,
+            lambda: set(stack.statuses()) <= DONE and sum(stack.statuses().values()) == 5,
             timeout_s=240,
         )
         assert worker.poll() is None, "the worker died instead of recovering\n" + stack.logs()
@@ -131,9 +131,9 @@ def test_redis_restarted_with_jobs_queued_and_running(
     stack = Stack(tmp_path, database_url=postgres_url, redis_url=redis.url)
     try:
         stack.start_api()
-        uploader = Uploader(stack, make_recordings(tmp_path / "calls", 6))
+        uploader = Uploader(stack, make_recordings(tmp_path / "calls", 4))
         uploader.run()
-        assert uploader.error is None and len(uploader.accepted) == 6
+        assert uploader.error is None and len(uploader.accepted) == 4
         worker = stack.start_worker()
         stack.wait_for(
             "a job running",
@@ -147,7 +147,7 @@ def test_redis_restarted_with_jobs_queued_and_running(
         redis.start()
         stack.wait_for(
             "every call analysed",
-            lambda: stack.statuses() == {CallStatus.ANALYZED.value: 6},
+            lambda: stack.statuses() == {CallStatus.ANALYZED.value: 4},
             timeout_s=240,
         )
         assert worker.poll() is None, "the worker died instead of recovering\n" + stack.logs()
@@ -158,7 +158,7 @@ def test_redis_restarted_with_jobs_queued_and_running(
         assert reply.status_code == 202, reply.text
         stack.wait_for(
             "the late upload analysed",
-            lambda: stack.statuses() == {CallStatus.ANALYZED.value: 7},
+            lambda: stack.statuses() == {CallStatus.ANALYZED.value: 5},
             timeout_s=120,
         )
         print(f"\nRedis restart: {queued} queued jobs lost with Redis, all analysed")
