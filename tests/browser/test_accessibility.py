@@ -4,7 +4,7 @@ accessibility violation (WCAG 2.1 A and AA rules)."""
 from __future__ import annotations
 
 import pytest
-from conftest import UiServer, Watched, login, logout
+from conftest import UiServer, Watched, login, logout, shot
 
 from reviewer_ui.assets import ASSETS
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 PAGES = {
     "inspector": ["/ui/queue", "/ui/calls/call-a", "/ui/complaints", "/password"],
     "agent": ["/ui/inbox", "/ui/scorecard"],
-    "supervisor": ["/ui/appeals", "/ui/alerts", "/ui/trends", "/ui/coaching"],
+    "supervisor": ["/ui/appeals", "/ui/alerts", "/ui/scorecard", "/ui/trends", "/ui/coaching"],
     "manager": ["/ui/trends", "/ui/complaints", "/ui/reports/agency"],
     "admin": ["/ui/admin/accounts", "/ui/admin/settings"],
 }
@@ -47,6 +47,7 @@ def test_no_serious_violation_on_any_page(ui: Watched, ui_server: UiServer) -> N
     page = ui.page
     found: dict[str, list[str]] = {}
     page.goto(ui_server.url + "/login")
+    shot(ui_server, page, "page-login")
     found["/login"] = _serious(page)
     for role, paths in PAGES.items():
         login(page, ui_server, role)
@@ -54,6 +55,10 @@ def test_no_serious_violation_on_any_page(ui: Watched, ui_server: UiServer) -> N
             page.goto(ui_server.url + path)
             # The alert stream never lets the network go idle: give the API calls a moment.
             page.wait_for_timeout(600)
+            if path.startswith("/ui/calls/"):
+                page.wait_for_selector("#call-page[data-player-ready='true']")
+            # One screenshot per page and role (1366×768), e.g. page-agent-scorecard.png.
+            shot(ui_server, page, f"page-{role}{path.removeprefix('/ui').replace('/', '-')}")
             page.evaluate("document.querySelectorAll('details').forEach((d) => (d.open = true))")
             found[f"{role} {path}"] = _serious(page)
         logout(page)
