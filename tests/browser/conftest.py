@@ -86,14 +86,14 @@ def start_ui_server(tmp: Path) -> tuple[UiServer, Callable[[], None]]:
     return UiServer(f"http://127.0.0.1:{port}", service, shots), stop
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     server, stop = start_ui_server(tmp_path_factory.mktemp("ui"))
     yield server
     stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
         pytest.fail(

@@ -36,6 +36,15 @@ STEREO = FIXTURES / "stereo_8k.wav"
 MONO = FIXTURES / "mono_8k.wav"
 
 
+def _run_in_fresh_loop(coro):  # type: ignore[no-untyped-def]
+    """``asyncio.run`` in its own thread: Playwright's sync API (the browser tests, earlier
+    in the same pytest process) may leave an event loop running in the main thread."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture
 def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
     service = make_service(db_url, tmp_path, max_upload_mb=1.0)
@@ -195,7 +204,7 @@ def _stream_upload(
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
-    asyncio.run(service.app(scope, receive, send))
+    _run_in_fresh_loop(service.app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     return start["status"], read, len(body)
 

@@ -178,6 +178,13 @@ class Service:
             time.sleep(0.3)
         pytest.fail(f"serve did not answer within 60 s\n{self.logs()}")
 
+    def stop_api(self) -> None:
+        """End the API process (its periodic sweep would race a test's own sweep)."""
+        if self.api is not None:
+            os.killpg(self.api.pid, signal.SIGTERM)
+            self.api.wait(timeout=30)
+            self.api = None
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {p.name} ---\n" + p.read_text(errors="replace")[-3000:]
@@ -388,6 +395,7 @@ def test_queue_commands_list_retry_and_sweep(service: Service, tmp_path: Path) -
 
     (path,) = make_recordings(tmp_path / "calls", 1)
     sub = service.submit(path)
+    service.stop_api()  # only the commands below may sweep
     with service.sessions.begin() as session:
         call = calls.get_queued_call(session, call_id=sub.call_id)
         calls.mark_failed(

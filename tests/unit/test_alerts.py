@@ -54,6 +54,15 @@ from qa_service.worker.submit import submit_recording
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
+def _run_in_fresh_loop(coro):  # type: ignore[no-untyped-def]
+    """``asyncio.run`` in its own thread: Playwright's sync API (the browser tests, earlier
+    in the same pytest process) may leave an event loop running in the main thread."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def _finding(rule: str) -> Finding:
     return Finding(rule=rule, source="lexicon", confidence=0.9, speaker=Speaker.CUSTOMER)
 
@@ -445,7 +454,7 @@ def test_hub_pushes_new_alerts_to_open_streams_once(service: Service) -> None:
         return [a.id for a in got]
 
     try:
-        pushed = asyncio.run(run())
+        pushed = _run_in_fresh_loop(run())
     finally:
         hub.close()
     assert before not in pushed and len(pushed) == 1
