@@ -17,7 +17,7 @@ import codecs
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -124,14 +124,14 @@ def parse_roster(data: bytes, *, source: str) -> tuple[list[RosterEntry], list[R
     text = _decode(data)
     if text is None:
         raise RosterError(
-            f"{source}：无法识别名单的文字编码（支持 UTF-8、GBK/GB18030、UTF-16）/ "
+            f"{source}：无法识别名单的文字编码（支持 UTF-8、GBK/GB18030、UTF-16） / "
             f"{source}: cannot tell the roster's text encoding (UTF-8, GBK/GB18030, UTF-16)",
             path=source,
         )
     first = text.lstrip().partition("\n")[0]
     counts = {d: first.count(d) for d in (",", "\t", ";")}
     delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = _Reader(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), source)
     header: list[str] = []
     for cells in reader:
         if any(cell.strip() for cell in cells):
@@ -160,6 +160,34 @@ def parse_roster(data: bytes, *, source: str) -> tuple[list[RosterEntry], list[R
         records.append((line, values))
     entries = _validate(records, rejected)
     return entries, sorted(rejected, key=lambda r: r.line)
+
+
+class _Reader:
+    """A csv reader whose csv.Error (an unclosed quote running past the 128 KiB field
+    limit) is a RosterError naming the line."""
+
+    def __init__(self, reader: Iterator[list[str]], source: str) -> None:
+        self._reader, self._source = reader, source
+
+    @property
+    def line_num(self) -> int:
+        return int(getattr(self._reader, "line_num", 0))
+
+    def __iter__(self) -> _Reader:
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self._reader)
+        except csv.Error as exc:
+            line = self.line_num + 1
+            raise RosterError(
+                f"{self._source}：第 {line} 行无法按 CSV 读取（常见原因：引号未闭合）：{exc} / "
+                f"{self._source}: line {line} cannot be read as CSV (often an unclosed quote): "
+                f"{exc}",
+                path=self._source,
+                line=line,
+            ) from exc
 
 
 def _entries_from_mappings(

@@ -20,7 +20,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TypeVar
 
@@ -72,7 +72,14 @@ def parse_datetime(value: str, assume_offset: tzinfo) -> datetime:
             f"{value!r} has no time of day (e.g. 2026-11-02 09:51:31)"
         )
     # An export without an offset is in the call centre's local time.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=assume_offset)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=assume_offset)
+    try:  # the store keeps UTC: 9999-12-31 23:59-05:00 has no UTC time
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"时间 {value!r} 超出可用范围 / {value!r} is out of the supported range"
+        ) from None
+    return parsed
 
 
 def _normalise_header(name: str) -> str:
@@ -167,7 +174,16 @@ class CsvTable:
         for _ in range(self._skip):
             next(reader, None)
         # Blank lines before the header (some report tools start with one) are not rows.
-        return _SkipBlank(reader)
+        return _SkipBlank(reader, self._unreadable)
+
+    def _unreadable(self, line: int, exc: csv.Error) -> InputError:
+        # An unclosed quote runs to the end of the file: past csv's 128 KiB field limit.
+        return self.error(
+            f"{self.path}：第 {line} 行无法按 CSV 读取（常见原因：引号未闭合）：{exc} / "
+            f"{self.path}: line {line} cannot be read as CSV (often an unclosed quote): {exc}",
+            path=self.path,
+            line=line,
+        )
 
     def map_columns(self, aliases: dict[str, tuple[str, ...]]) -> dict[str, int]:
         """Canonical column name → index, for the header cells that name a known column."""
@@ -209,8 +225,12 @@ class CsvTable:
 class _SkipBlank:
     """A csv reader that passes over rows with no content (Excel leaves ``,,,,`` lines)."""
 
-    def __init__(self, reader: Iterator[list[str]]) -> None:
-        self._reader = reader
+    def __init__(
+        self,
+        reader: Iterator[list[str]],
+        unreadable: Callable[[int, csv.Error], Exception],
+    ) -> None:
+        self._reader, self._unreadable = reader, unreadable
 
     @property
     def line_num(self) -> int:
@@ -221,7 +241,10 @@ class _SkipBlank:
 
     def __next__(self) -> list[str]:
         while True:
-            cells = next(self._reader)
+            try:
+                cells = next(self._reader)
+            except csv.Error as exc:
+                raise self._unreadable(self.line_num + 1, exc) from exc
             if any(cell.strip() for cell in cells):
                 return cells
 

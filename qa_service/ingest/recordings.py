@@ -14,7 +14,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Literal
 
@@ -133,6 +133,16 @@ def parse_metadata(
     started_at = parsed.started_at
     if started_at is not None and started_at.tzinfo is None:
         started_at = started_at.replace(tzinfo=assume_offset)
+    if started_at is not None:
+        try:  # the store and the hour rules convert it; 9999-12-31T23:59-05:00 cannot be
+            started_at.astimezone(UTC)
+        except OverflowError as exc:
+            raise MetadataError(
+                f"{source}：字段 started_at 的值 {started_at.isoformat()} 超出可用的时间范围 / "
+                f"{source}: field 'started_at' {started_at.isoformat()} is out of range",
+                sidecar=source,
+                field="started_at",
+            ) from exc
     return CallMetadata(
         call_id=parsed.call_id,
         recording=recording,
@@ -225,6 +235,14 @@ def _decode_json(data: bytes, sidecar: str) -> object:
             sidecar=sidecar,
             line=exc.lineno,
             column=exc.colno,
+        ) from exc
+    except (ValueError, RecursionError) as exc:
+        # Valid JSON Python will not read: an integer past 4300 digits, or nesting deeper
+        # than the decoder's recursion limit (hostile uploads).
+        raise MetadataError(
+            f"{sidecar}：元数据 JSON 无法读取（数字过长或嵌套过深） / "
+            f"{sidecar}: unreadable JSON (a number too long or nesting too deep): {exc}",
+            sidecar=sidecar,
         ) from exc
 
 
@@ -344,7 +362,8 @@ class _Sidecar(BaseModel):
         if value is None:
             return None
         for key in value:
-            if not (key.isascii() and key.isdigit()):
+            # A channel number, not any digit string: int() refuses more than 4300 digits.
+            if not (key.isascii() and key.isdigit() and len(key) <= 3):
                 raise ValueError(
                     f"声道编号 {key!r} 应为数字，如 '0' / "
                     f"channel key {key!r} is not a channel number such as '0'"
