@@ -1,4 +1,5 @@
-"""A call's recording, with HTTP range requests so that the player can seek.
+"""A call's recording, with HTTP range requests so that the player can seek, and its
+waveform peaks, so that the player draws its lanes before any audio has arrived.
 
 Starlette's FileResponse serves the ranges (206, Content-Range, multipart/byteranges);
 this module finds the file and refuses a range that is malformed or outside the file with
@@ -11,16 +12,19 @@ import mimetypes
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 
 from qa_service.api.audit import actor_of, record_success, recording_failures
 from qa_service.api.calls import not_found, visible_call_row
 from qa_service.api.deps import Caller, State
 from qa_service.api.schemas import ErrorResponse
 from qa_service.audit.events import AuditEvent
+from qa_service.db.rows import call_metadata
 from qa_service.db.tables import CallRow
 from qa_service.errors import RangeNotSatisfiable
+from qa_service.ingest.waveform import cached_waveform, lanes
 
 router = APIRouter(prefix="/api/v1/calls", tags=["calls"])
 
@@ -95,4 +99,57 @@ def get_audio(call_id: str, request: Request, state: State, principal: Caller) -
         filename=name,
         content_disposition_type="inline",
         headers={"Cache-Control": "private, no-store"},
+    )
+
+
+class WaveformLane(BaseModel):
+    channel: int = Field(description="录音中的声道（从 0 起） / the recording's channel, from 0")
+    speaker: str | None = Field(description="agent | customer；单声道为 null")
+    scale: float = Field(
+        description="该声道最大采样幅度（满幅 1.0） / the channel's loudest sample"
+    )
+    peaks: list[float] = Field(description="各时间段的峰值，相对该声道最大值，0–1")
+
+
+class WaveformOut(BaseModel):
+    call_id: str
+    duration_s: float
+    peaks_per_second: float
+    channels: list[WaveformLane] = Field(description="坐席、客户两条（单声道一条）")
+
+
+@router.get(
+    "/{call_id}/waveform",
+    response_model=WaveformOut,
+    responses={404: {"model": ErrorResponse}, 415: {"model": ErrorResponse}},
+)
+def get_waveform(call_id: str, response: Response, state: State, principal: Caller) -> WaveformOut:
+    """录音波形 / the recording's peaks per lane (agent, customer; one lane on mono).
+
+    Whoever may hear the recording may see its waveform. Not audited: it holds no speech,
+    and playing the recording is recorded by the audio route. Computed once per recording
+    (usually by the worker after analysis) and cached in the audio store.
+    """
+    with state.sessions() as session:
+        row = visible_call_row(session, principal, call_id)
+        path = _recording_path(state, row)
+        sha256 = row.sha256
+        metadata = call_metadata(row)
+    if path is None:
+        raise not_found(call_id)
+    waveform = cached_waveform(state.store, sha256, path)
+    response.headers["Cache-Control"] = "private, no-store"
+    return WaveformOut(
+        call_id=call_id,
+        duration_s=waveform.duration_s,
+        peaks_per_second=waveform.peaks_per_second,
+        channels=[
+            WaveformLane(
+                channel=lane.channel,
+                speaker=lane.speaker.value if lane.speaker is not None else None,
+                scale=lane.scale,
+                peaks=list(lane.peaks),
+            )
+            for lane in lanes(waveform, metadata.channel_map if metadata else None)
+        ],
     )

@@ -10,7 +10,9 @@ shortened recording would hide exactly the part of a call a QA reviewer may need
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import av
@@ -52,6 +54,27 @@ _INDEXED_FORMATS = frozenset({"ogg", "mov,mp4,m4a,3gp,3g2,mj2", "mp3", "matroska
 _AUDIO_MAGIC = (b"RIFF", b"RF64", b"ID3", b"#!AMR", b"OggS", b"fLaC", b"FORM", b"\x1a\x45\xdf\xa3")
 
 
+BlockSink = Callable[[int, np.ndarray], None]
+"""Receives decoded audio as it comes: the stream's position among the file's audio streams
+and a float32 array of shape (channels, samples) at the requested sample rate (copy what
+you keep: the array may be a view of the decoder's frame)."""
+
+
+@dataclass(frozen=True)
+class StreamedAudio:
+    """What :func:`stream_audio` learnt about a recording while handing its blocks on."""
+
+    stream_channels: tuple[int, ...]  # channels of each audio stream, in stream order
+    samples: int  # the longest stream's length at ``sample_rate``
+    sample_rate: int
+    codec: str
+    container: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate
+
+
 def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
     """Decode every channel of ``path`` to float32 at ``sample_rate``, channels kept apart.
 
@@ -60,7 +83,30 @@ def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
     Raises :class:`FileNotFound`, :class:`EmptyFile`, :class:`UnsupportedFormat` (not audio,
     no audio stream) or :class:`AudioDecodeError` (damaged or truncated).
     """
-    path = Path(path)
+    decoders, info = _decode(Path(path), sample_rate, None)
+    first = decoders[0]
+    return DecodedAudio(
+        channels=tuple(ch for d in decoders for ch in d.channels(info.samples)),
+        sample_rate=sample_rate,
+        source_sample_rate=first.source_rate,
+        codec=info.codec,
+        container=info.container,
+    )
+
+
+def stream_audio(path: Path, sink: BlockSink, *, sample_rate: int = 16000) -> StreamedAudio:
+    """Decode ``path`` like :func:`decode_audio`, but hand each block to ``sink`` as it is
+    decoded instead of keeping it: memory stays flat however long the recording.
+
+    The same checks and errors as :func:`decode_audio`; a file found damaged or truncated
+    raises after ``sink`` has seen the part before the damage.
+    """
+    return _decode(Path(path), sample_rate, sink)[1]
+
+
+def _decode(
+    path: Path, sample_rate: int, sink: BlockSink | None
+) -> tuple[list[_StreamDecoder], StreamedAudio]:
     check_audio_file(path)
     with _open(path) as container:
         streams = list(container.streams.audio)
@@ -72,7 +118,10 @@ def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
                 path=path,
                 container=container.format.name,
             )
-        decoders = {s.index: _StreamDecoder(s, sample_rate) for s in streams}
+        decoders = {
+            s.index: _StreamDecoder(s, sample_rate, sink=None if sink is None else partial(sink, i))
+            for i, s in enumerate(streams)
+        }
         try:
             for packet in container.demux(*streams):
                 decoder = decoders[packet.stream.index]
@@ -103,14 +152,15 @@ def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
             f"{path}：文件里没有任何音频数据 / {path}: the file holds no audio samples",
             path=path,
         )
-    first = next(iter(decoders.values()))
-    return DecodedAudio(
-        channels=tuple(ch for d in decoders.values() for ch in d.channels(length)),
+    ordered = list(decoders.values())
+    info = StreamedAudio(
+        stream_channels=tuple(d.n_channels for d in ordered),
+        samples=length,
         sample_rate=sample_rate,
-        source_sample_rate=first.source_rate,
         codec="+".join(codecs),
         container=container_name,
     )
+    return ordered, info
 
 
 def probe_audio(path: Path, *, max_duration_s: float | None = None) -> str:
@@ -285,6 +335,7 @@ class _StreamDecoder:
     samples: int = 0
     n_channels: int = 0
     source_rate: int = 0
+    sink: Callable[[np.ndarray], None] | None = None  # set: blocks go there, nothing is kept
     _resampler: av.AudioResampler | None = None
     _source_key: tuple[str, str, int] | None = None
 
@@ -321,6 +372,10 @@ class _StreamDecoder:
             self._append(planes)
 
     def _append(self, planes: np.ndarray) -> None:
+        if self.sink is not None:
+            self.sink(planes)
+            self.samples += planes.shape[1]
+            return
         # Frames are a few KB; kept one by one they would come from the C heap, which
         # does not give memory back, and assembling them would hold the call twice.
         # Minute-sized blocks are mapped and unmapped whole (see channels()).

@@ -6,8 +6,9 @@ temporary name in the destination directory, is fsynced, then renamed with ``os.
 (atomic on POSIX within one file system). The same bytes always land on the same path, so
 storing a recording twice costs nothing and leaves one file.
 
-Layout: ``<root>/ab/cd/<sha256><ext>`` (two fan-out levels keep directories small).
-Framework-free on purpose: it is part of the ingest stage.
+Layout: ``<root>/ab/cd/<sha256><ext>`` (two fan-out levels keep directories small). Files
+derived from a recording (its waveform peaks) lie beside it as ``<sha256>.<kind>.<ext>`` and
+are deleted with it. Framework-free on purpose: it is part of the ingest stage.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from qa_service.errors import RecordingTooLarge, StorageError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _EXT = re.compile(r"\.[a-z0-9]{1,8}")
+_DERIVED = re.compile(r"\.[a-z0-9_]{1,16}\.[a-z0-9]{1,8}")  # ".peaks.json"
 _CHUNK = 1 << 20
 
 
@@ -160,18 +162,63 @@ class AudioStore:
         finally:
             _unlink_quietly(tmp)
 
-    def delete(self, sha256: str) -> bool:
-        """Remove the stored recording with these bytes; False if there was none."""
-        path = self.path_for(sha256)
-        if not path.is_file():
-            return False
+    def derived_path(self, sha256: str, suffix: str) -> Path:
+        """Where a file derived from the recording ``sha256`` lies (``suffix`` such as
+        ``.peaks.json``): beside the recording, whether or not the recording is stored."""
+        if not _DERIVED.fullmatch(suffix):
+            raise ValueError(f"not a derived-file suffix like '.peaks.json': {suffix!r}")
+        return self._dir_for(_check_sha(sha256)) / f"{sha256}{suffix}"
+
+    def put_derived(self, sha256: str, suffix: str, data: bytes) -> Path:
+        """Write a derived file atomically (temporary name, then ``os.replace``).
+
+        Not fsynced: a derived file is a cache that can be computed again, so a reader
+        that finds it damaged after a crash recomputes it.
+        """
+        final = self.derived_path(sha256, suffix)
         try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=".derived-", suffix=".part", dir=final.parent)
         except OSError as exc:
-            raise _storage_error(exc, "delete", path) from exc
-        return True
+            raise _storage_error(exc, "create", final.parent) from exc
+        tmp = Path(tmp_name)
+        try:
+            with _writing(tmp), os.fdopen(fd, "wb") as out:
+                out.write(data)
+            with _writing(final):
+                os.replace(tmp, final)
+            return final
+        finally:
+            _unlink_quietly(tmp)
+
+    def delete(self, sha256: str) -> bool:
+        """Remove the stored recording with these bytes and the files derived from it;
+        False if there was no recording."""
+        path = self.path_for(sha256)
+        found = path.is_file()
+        if found:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                found = False
+            except OSError as exc:
+                raise _storage_error(exc, "delete", path) from exc
+        self._delete_derived(sha256)
+        return found
+
+    def _delete_derived(self, sha256: str) -> None:
+        directory = self._dir_for(sha256)
+        if not directory.is_dir():
+            return
+        for candidate in directory.iterdir():
+            name = candidate.name
+            if name.startswith(sha256) and _DERIVED.fullmatch(name[len(sha256) :]):
+                try:
+                    candidate.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise _storage_error(exc, "delete", candidate) from exc
 
     def free_bytes(self) -> int:
         """Free space on the store's file system (for readiness checks)."""

@@ -30,7 +30,7 @@ from api_support import (
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from qa_service.db.tables import CallRow
+from qa_service.db.tables import AuditEventRow, CallRow
 
 STEREO = FIXTURES / "stereo_8k.wav"
 MONO = FIXTURES / "mono_8k.wav"
@@ -386,6 +386,54 @@ def test_audio_with_ranges(service: Service, client: TestClient) -> None:
         response = client.get("/api/v1/calls/c-1/audio", headers={**headers, "Range": bad})
         _assert_error(response, 416, "range_not_satisfiable")
         assert response.headers["content-range"] == f"bytes */{size}"
+
+
+def test_waveform_peaks_per_lane_with_the_audio_routes_access(
+    service: Service, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa_service.ingest import waveform
+
+    seed_call(service, "c-1")
+    seed_call(service, "c-2", wav="mono_8k.wav", agent_id=OTHER_AGENT, team_id=OTHER_TEAM)
+    agent = bearer(service.tokens["agent"])
+    response = client.get("/api/v1/calls/c-1/waveform", headers=agent)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    detail = client.get("/api/v1/calls/c-1", headers=agent).json()
+    assert body["call_id"] == "c-1"
+    assert body["duration_s"] == pytest.approx(4.0, abs=0.01)  # the 4-s fixture
+    assert body["peaks_per_second"] == 100
+    assert [(c["channel"], c["speaker"]) for c in body["channels"]] == [
+        (0, "agent"),
+        (1, "customer"),
+    ]
+    assert detail["channels"] == "stereo"
+    for lane in body["channels"]:
+        assert len(lane["peaks"]) == 400 and max(lane["peaks"]) == 1.0
+        assert all(0 <= v <= 1 and round(v, 2) == v for v in lane["peaks"])
+        assert 0 < lane["scale"] <= 1
+    assert response.headers["cache-control"] == "private, no-store"
+
+    # Cached: the second request decodes nothing.
+    def no_decoding(*_args: object, **_kw: object) -> None:
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(waveform, "compute_waveform", no_decoding)
+    assert client.get("/api/v1/calls/c-1/waveform", headers=agent).json() == body
+    monkeypatch.undo()
+
+    mono = client.get("/api/v1/calls/c-2/waveform", headers=bearer(service.tokens["manager"]))
+    assert [(c["channel"], c["speaker"]) for c in mono.json()["channels"]] == [(0, None)]
+    # Whoever may not hear the recording gets the audio route's answer: 404, never 403.
+    _assert_error(client.get("/api/v1/calls/c-2/waveform", headers=agent), 404, "call_not_found")
+    admin = bearer(service.tokens["admin"])
+    _assert_error(client.get("/api/v1/calls/c-1/waveform", headers=admin), 404, "call_not_found")
+    _assert_error(client.get("/api/v1/calls/nope/waveform", headers=agent), 404, "call_not_found")
+    assert client.get("/api/v1/calls/c-1/waveform").status_code == 401
+    # Drawing the lanes is not a play: the audit trail records plays on the audio route only.
+    with service.state.sessions() as session:
+        events = session.scalars(select(AuditEventRow.event)).all()
+    assert "call.audio" not in events
 
 
 def test_failed_calls_are_listed_and_requeued(service: Service, client: TestClient) -> None:

@@ -125,6 +125,7 @@ EXPECTED: dict[tuple[str, str], Expectation] = {
     },
     ("GET", "/api/v1/calls/{call_id}"): VIEWERS_ONLY,
     ("GET", "/api/v1/calls/{call_id}/audio"): VIEWERS_ONLY,
+    ("GET", "/api/v1/calls/{call_id}/waveform"): VIEWERS_ONLY,  # the audio route's access
     ("GET", "/api/v1/calls/{call_id}/export"): VIEWERS_ONLY,
     ("GET", "/api/v1/jobs/failed"): JOB_MANAGERS,
     # The seeded calls are analysed, not failed: the admin gets past access to a 409.

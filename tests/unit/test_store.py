@@ -94,6 +94,24 @@ def test_delete(tmp_path: Path) -> None:
     assert store.find(SHA) is None
 
 
+def test_derived_files_lie_beside_the_recording_and_go_with_it(tmp_path: Path) -> None:
+    store = AudioStore(tmp_path)
+    stored = store.put_stream([DATA], max_bytes=None, ext=".wav")
+    peaks = store.put_derived(SHA, ".peaks.json", b"{}")
+    assert peaks == stored.path.with_name(f"{SHA}.peaks.json")
+    assert store.find(SHA) == stored  # never mistaken for the recording
+    assert _files(tmp_path) == sorted([stored.path, peaks])  # no temporary file left
+    with pytest.raises(ValueError):
+        store.derived_path(SHA, "/../../x.json")
+    assert store.delete(SHA) is True
+    assert _files(tmp_path) == []
+    # A derived file of a recording that is not in the store (analysed by the CLI from
+    # elsewhere) goes too.
+    store.put_derived(SHA, ".peaks.json", b"{}")
+    assert store.delete(SHA) is False
+    assert _files(tmp_path) == []
+
+
 def test_extension_is_a_hint_never_a_path() -> None:
     assert normalize_ext("WAV") == ".wav"
     assert normalize_ext(".Mp3") == ".mp3"

@@ -179,6 +179,26 @@ def test_job_saves_under_the_same_call_and_a_second_run_changes_nothing(
     assert _count(sessions, AnalysisRunRow) == 1
 
 
+def test_job_caches_the_call_pages_waveform(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    from qa_service.ingest.waveform import CACHE_SUFFIX
+
+    wav = Path(__file__).resolve().parents[1] / "fixtures" / "stereo_8k.wav"
+    stored = _store(settings, wav.read_bytes())
+    sub = submit_recording(
+        sessions,
+        stored=stored,
+        filename="call.wav",
+        metadata=None,
+        uploaded_by=None,
+        queue=RecordingQueue(),
+    )
+    assert run_analysis(_runtime(settings, engine, FakeAnalyzer()), sub.call_id) == "analyzed"
+    store = AudioStore(settings.resolved_audio_store)
+    assert store.derived_path(stored.sha256, CACHE_SUFFIX).is_file()
+
+
 def test_transient_failures_retry_then_fail_with_the_reason_and_can_be_requeued(
     settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:
