@@ -11,6 +11,7 @@
   const enc = encodeURIComponent(callId);
   const $ = (id) => document.getElementById(id);
   const COLORS = { agent: "#1d4ed8", customer: "#c2410c", third_party: "#c2410c", unknown: "#6b7280" };
+  const PROGRESS = { agent: "#1e3a8a", customer: "#7c2d12", third_party: "#7c2d12", unknown: "#374151" };
 
   let call = null;
   let rules = [];
@@ -19,16 +20,15 @@
   let regions = null;
   let dismissOpen = -1;
   let firstLoad = true;
-  // Cold-load speed (bench/bench_ui.py): the call, the rules and the recording are asked
-  // for at once, as soon as this script runs, not one after the other; the recording
-  // (19 MB for 10 minutes of 8 kHz stereo) downloads while the transcript is rendered.
+  // Cold-load speed (bench/bench_ui.py): the call, the rules and the waveform peaks are
+  // asked for at once, as soon as this script runs, not one after the other. The lanes are
+  // drawn from the server's peaks (~40 KB for 10 minutes); the recording itself (19 MB for
+  // 10 minutes of 8 kHz stereo) is never downloaded whole and decoded here: the media
+  // element streams it with range requests when it is played or sought.
   const early = {
     call: QA.api("GET", `/api/v1/calls/${enc}`),
     rules: QA.api("GET", "/api/v1/rules"),
-    audio: fetch(`/api/v1/calls/${enc}/audio`, { credentials: "same-origin" }).then((r) => {
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      return r.blob();
-    }),
+    wave: QA.api("GET", `/api/v1/calls/${enc}/waveform`),
   };
   for (const p of Object.values(early)) p.catch(() => {}); // each is reported where used
 
@@ -315,21 +315,41 @@
     if (d > 0) ws.setTime(Math.min(t, d));
     if (play) ws.play().catch(() => {});
   }
-  function startPlayer() {
+  async function startPlayer() {
     if (!window.WaveSurfer) return;
-    const stereo = call.channels === "stereo";
+    const failed = (what, e) => {
+      $("call-error").textContent = what + ((e && e.message) || "浏览器无法读取该录音");
+      $("call-error").hidden = false;
+    };
+    let wave;
+    try {
+      wave = await early.wave;
+      performance.mark("qa:waveform-json");
+    } catch (e) {
+      failed("录音波形无法加载：", e);
+      return;
+    }
+    // Agent then customer on a recording of two channels (the server orders them by the
+    // sidecar's channel map); one lane with speaker colours on mono.
+    const lanes = wave.channels;
+    const stereo = lanes.length >= 2;
     regions = WaveSurfer.Regions.create();
+    const media = document.createElement("audio");
+    media.preload = "metadata"; // the header only: the audio streams when played
     const opts = {
       container: "#waveform", height: stereo ? 48 : 72,
       waveColor: "#64748b", progressColor: "#334155", cursorColor: "#111827", normalize: true,
+      media, url: `/api/v1/calls/${enc}/audio`,
+      peaks: lanes.map((c) => c.peaks), duration: wave.duration_s,
       plugins: [regions, WaveSurfer.Timeline.create({ container: "#wave-timeline", height: 14 })],
     };
     if (stereo) {
-      opts.splitChannels = [
-        { waveColor: COLORS.agent, progressColor: "#1e3a8a" },
-        { waveColor: COLORS.customer, progressColor: "#7c2d12" },
-      ];
-      $("lane-labels").innerHTML = '<span class="agent">坐席</span><span class="customer">客户</span>';
+      opts.splitChannels = lanes.map((c) => ({
+        waveColor: COLORS[c.speaker] || COLORS.unknown,
+        progressColor: PROGRESS[c.speaker] || PROGRESS.unknown,
+      }));
+      $("lane-labels").innerHTML = lanes.map((c) =>
+        `<span class="${QA.esc(c.speaker || "unknown")}">${QA.SPEAKERS[c.speaker] || `声道 ${c.channel + 1}`}</span>`).join("");
     } else {
       $("lane-labels").innerHTML = '<span class="muted">单声道</span>';
     }
@@ -348,8 +368,12 @@
           drag: false, resize: false, color: "#dc262640", content: f.rule });
         r.on("click", (e) => { e.stopPropagation(); select(fi, true); });
       });
+      // The finding selected while the lanes were on their way (?f=, J/K) is where the
+      // cursor starts; ?t= wins.
       const t = parseFloat(new URLSearchParams(location.search).get("t"));
+      const f = call.findings[selected];
       if (!isNaN(t)) seek(t, false);
+      else if (f && f.start !== null && f.start !== undefined) seek(f.start, false);
       root.dataset.playerReady = "true";
       updateTime();
       // Interactive: transcript rendered, waveform drawn and painted (bench/bench_ui.py).
@@ -358,11 +382,7 @@
         root.dataset.ready = "true";
       });
     });
-    ws.on("decode", () => performance.mark("qa:audio-decoded"));
-    const failed = (e) => { $("call-error").textContent = "录音无法播放：" + e; $("call-error").hidden = false; };
-    ws.on("error", failed);
-    // The duration is known: decoding starts without waiting for the media element's metadata.
-    early.audio.then((blob) => ws.loadBlob(blob, undefined, call.duration_s || undefined)).catch(failed);
+    ws.on("error", (e) => failed("录音无法播放：", e));
     ws.on("timeupdate", updateTime);
     ws.on("play", () => { $("play").textContent = "⏸ 暂停"; });
     ws.on("pause", () => { $("play").textContent = "▶ 播放"; });

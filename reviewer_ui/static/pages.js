@@ -76,22 +76,72 @@ function alertsPage(role) {
   };
 }
 
-function lineChart(el, labels, series, categories) {
-  // labels: x values (unix seconds, or indexes into categories); series: [{label, values}]
+// The calendar day of an ISO time in the browser's time zone (the call centre's): the ISO
+// text's first ten characters are the UTC day, a day early for a call before 08:00 in China.
+function localDay(iso) {
+  const d = new Date(iso || "");
+  if (isNaN(d)) return "";
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+const dayStart = (day) => { const [y, m, d] = day.split("-").map(Number); return new Date(y, m - 1, d).getTime() / 1000; };
+const dayOf = (ts) => localDay(new Date(ts * 1000).toISOString());
+// At most this many labelled ticks on the x axis: every k-th day or period beyond it.
+const MAX_TICKS = 12;
+
+function niceTop(max) {
+  if (!(max > 0)) return 1;
+  const step = Math.pow(10, Math.floor(Math.log10(max))) / 2;
+  return Math.ceil((max * 1.1) / step) * step;
+}
+
+function lineChart(el, xs, series, { categories = null, days = false, yMax = null } = {}) {
+  // xs: indexes into categories (periods such as 2026-11 or 2026-W45: an ordinal axis), or
+  // with days the local midnights (unix seconds) of yyyy-mm-dd days; series: [{label, values}].
+  // The x range is padded by half a step each side, so that a single day or period is one
+  // point in the middle with its own label, not an axis of months or fractions around it.
   if (!window.uPlot || !el) return;
   el.innerHTML = "";
   const colors = ["#1d4ed8", "#c2410c", "#047857", "#7c3aed", "#b91c1c", "#0e7490", "#a16207"];
   const opts = {
     width: el.clientWidth || 800, height: 260,
     series: [{}].concat(series.map((s, i) => ({ label: s.label, stroke: colors[i % colors.length], width: 2, spanGaps: true }))),
+    // From 0: a rate or a score is read against zero, not against its own minimum.
+    scales: { y: { range: (u, min, max) => [0, yMax !== null ? yMax : niceTop(max)] } },
     axes: [{}, {}],
   };
-  if (categories) { // periods such as 2026-11 or 2026-W45: an ordinal axis, not time
-    opts.scales = { x: { time: false } };
-    opts.axes = [{ values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? categories[t] || "" : "")) }, {}];
+  // uPlot widens a single x value by its own rule (years of a time axis) before a range
+  // function sees it; that case takes the value from xs instead.
+  const padded = (pad) => (u, min, max) => (xs.length === 1 ? [xs[0] - pad, xs[0] + pad] : [min - pad, max + pad]);
+  if (categories) {
+    const every = Math.ceil(categories.length / MAX_TICKS);
+    opts.scales.x = { time: false, range: padded(0.5) };
+    opts.axes[0] = {
+      splits: () => categories.map((_, i) => i).filter((i) => i % every === 0),
+      values: (u, ticks) => ticks.map((t) => categories[t] || ""),
+    };
     opts.series[0] = { label: "周期", value: (u, v) => (v === null ? "--" : categories[v] || "") };
+  } else if (days) {
+    const half = 43200;
+    opts.scales.x = { time: true, range: padded(half) };
+    opts.axes[0] = {
+      splits: (u, ai, min, max) => {
+        const first = dayOf(min + half);
+        const last = dayOf(max - half);
+        const out = [];
+        const [y, m, d] = first.split("-").map(Number);
+        for (let i = 0; ; i++) {
+          const ts = new Date(y, m - 1, d + i).getTime() / 1000;
+          if (ts > dayStart(last)) break;
+          out.push(ts);
+        }
+        const every = Math.ceil(out.length / MAX_TICKS);
+        return out.filter((_, i) => i % every === 0);
+      },
+      values: (u, ticks) => ticks.map((t) => dayOf(t).slice(5)),
+    };
+    opts.series[0] = { label: "日期", value: (u, v) => (v === null ? "--" : dayOf(v)) };
   }
-  return new uPlot(opts, [labels].concat(series.map((s) => s.values)), el);
+  return new uPlot(opts, [xs].concat(series.map((s) => s.values)), el);
 }
 
 function scorecard() {
@@ -115,7 +165,7 @@ function scorecard() {
           (by[k] = by[k] || { agent: k, team: c.team_id || "—", scores: [], rules: {}, days: {} });
           by[k].scores.push(c.score);
           for (const r of c.rules) by[k].rules[r] = (by[k].rules[r] || 0) + 1;
-          const day = (c.started_at || "").slice(0, 10);
+          const day = localDay(c.started_at);
           if (day) (by[k].days[day] = by[k].days[day] || []).push(c.score);
         }
         this.rows = Object.values(by).map((r) => ({
@@ -126,13 +176,13 @@ function scorecard() {
           top: Object.entries(r.rules).sort((a, b) => b[1] - a[1]).slice(0, 3).map((e) => e[0]),
           days: r.days,
         })).sort((a, b) => a.mean - b.mean);
-        const days = [...new Set(calls.map((c) => (c.started_at || "").slice(0, 10)).filter(Boolean))].sort();
-        const xs = days.map((d) => Date.parse(d + "T00:00:00Z") / 1000);
+        const days = [...new Set(calls.map((c) => localDay(c.started_at)).filter(Boolean))].sort();
+        const xs = days.map(dayStart);
         const series = this.rows.slice(0, 7).map((r) => ({
           label: r.agent,
           values: days.map((d) => (r.days[d] ? r.days[d].reduce((a, b) => a + b, 0) / r.days[d].length : null)),
         }));
-        if (days.length) this.$nextTick(() => lineChart(document.getElementById("score-chart"), xs, series));
+        if (days.length) this.$nextTick(() => lineChart(document.getElementById("score-chart"), xs, series, { days: true, yMax: 100 }));
       } catch (e) { this.error = e.message; }
       this.loaded = true;
     },
@@ -171,7 +221,7 @@ function trends() {
             return hit.length ? hit[0].per_100_calls : null;
           }),
         }));
-        this.$nextTick(() => lineChart(document.getElementById("trend-chart"), periods.map((_, i) => i), series, periods));
+        this.$nextTick(() => lineChart(document.getElementById("trend-chart"), periods.map((_, i) => i), series, { categories: periods }));
       } catch (e) { this.error = e.message; }
     },
   };

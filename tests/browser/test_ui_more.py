@@ -23,6 +23,8 @@ def test_mono_call_plays_in_one_lane_with_speaker_colours(ui: Watched, ui_server
     assert page.inner_text("#lane-labels") == "单声道"
     assert "单声道" in page.inner_text("#call-meta")
     assert page.evaluate("QA.player.getDecodedData().numberOfChannels") == 1
+    # The lane is drawn from the server's peaks; the recording is not fetched whole.
+    assert any(u.endswith("/api/v1/calls/call-mono/waveform") for u in ui.requests)
     colours = page.evaluate(
         """() => {
           const host = document.querySelector('#waveform > div');
@@ -34,6 +36,38 @@ def test_mono_call_plays_in_one_lane_with_speaker_colours(ui: Watched, ui_server
     assert sum(c.startswith(agent) for c in colours) == 4  # the agent's four lines
     assert sum(c.startswith(customer) for c in colours) == 3
     copy_shot(shot(ui_server, page, "call-mono"), SHOTS2)
+
+
+def test_a_chart_of_one_day_or_one_period_is_one_labelled_point(
+    ui: Watched, ui_server: UiServer
+) -> None:
+    page = ui.page
+    login(page, ui_server, "supervisor")
+    page.goto(ui_server.url + "/ui/scorecard")
+    page.wait_for_selector("#score-chart canvas")
+    # The seeded calls are all of one day: once drawn an axis of two years around it.
+    got = page.evaluate(
+        """async () => {
+          const box = () => {
+            const el = document.createElement('div');
+            el.style.width = '800px';
+            document.body.appendChild(el);
+            return el;
+          };
+          const day = lineChart(box(), [dayStart('2026-11-06')], [{label: 'A1', values: [20]}],
+                                {days: true, yMax: 100});
+          const period = lineChart(box(), [0], [{label: 'T1', values: [100]}],
+                                   {categories: ['2026-11']});
+          await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+          // uPlot 1.6 (vendored) keeps the tick labels it drew in axes[i]._values.
+          const axis = (u) => [u.scales.x.max - u.scales.x.min, u.axes[0]._values];
+          return {day: axis(day), period: axis(period), y: [day.scales.y.min, day.scales.y.max]};
+        }"""
+    )
+    assert got["day"] == [86400, ["11-06"]]
+    assert got["period"] == [1, ["2026-11"]]
+    assert got["y"] == [0, 100]
+    copy_shot(shot(ui_server, page, "scorecard-one-day"), SHOTS2)
 
 
 def test_missed_finding_from_a_selection_then_n_opens_the_next_call(
