@@ -479,9 +479,10 @@ class LexiconMatcher:
         if cue[0] in "不没" and len(cue) > 1 and cue_start > 0 and text[cue_start - 1] == cue[1]:
             return False  # 会不会 / 要不要 / 有没有: a question
         if cue in neg.rhetorical and _clause_after(text, cue_end).rstrip("？?！!。 ").endswith(
-            ("吧", "吗")
+            ("吧", "吗", "么", "是什么")
         ):
-            return False  # 你也不想…出点什么事吧: a rhetorical question
+            # 你也不想…出点什么事吧 / 这不是骚扰是什么: a rhetorical question
+            return False
         word_start, word_end = doc.word_at(cue_end - 1)
         return word_end == cue_end and text[word_start:word_end] not in neg.not_negation
 

@@ -477,3 +477,28 @@ def test_customer_hardship_and_complaint_in_everyday_words(matcher: LexiconMatch
     assert "C03" in _evidence(matcher, "我连下个月的饭钱都没着落")
     assert "C03" in _evidence(matcher, "刚做完手术，还在家躺着")
     assert "C01" in _evidence(matcher, "把你们主管的名字报给我")
+
+
+def test_copula_and_reported_denials_negate() -> None:
+    from qa_service.detection.detect import lexicon_evidence
+    from qa_service.detection.lexicon import LexiconMatcher
+    from qa_service.detection.lexicon_schema import load_lexicon
+
+    root = Path(__file__).resolve().parents[2]
+    m = LexiconMatcher(
+        load_lexicon(
+            root / "lexicons" / "rules",
+            user_dictionary=root / "lexicons" / "collection_terms.txt",
+        )
+    )
+
+    def standing(text: str) -> set[str]:
+        return set(lexicon_evidence(m.match(text))[0])
+
+    # 不是 / 没说 deny what follows: an agent saying what they are not, a customer saying
+    # what they did not say, is no impersonation and no complaint signal.
+    assert "P03" not in standing("我们是受银行委托的催收机构，不是公安，这个请您放心。")
+    assert "C01" not in standing("我没说要投诉啊，就是问问怎么回事。")
+    assert "C03" not in standing("我不是没钱，就是一直忘了。")
+    # ... but a rhetorical 不是…是什么 / 不是…吗 asserts it.
+    assert "C01" in standing("你们一天打我二十个电话，这不是骚扰是什么？")

@@ -1,0 +1,135 @@
+"""Score fusion variants on evidence dumped by ``bench/fusion_probe.py``, in milliseconds.
+
+``baseline`` re-derives the detector's decision from the dumped numbers (it must agree
+with the ``found`` the detector itself gave, which this script checks); other variants
+change one decision rule each. Report per family micro-F1, per-rule recall and false
+alarms on harmless agent/customer lines, per probe file.
+
+    python bench/fusion_simulate.py /tmp/probe_a.jsonl /tmp/probe_d.jsonl --variant baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+P_RULES = [f"P{i:02d}" for i in range(1, 11)]
+C_RULES = ["C01", "C02", "C03"]
+LEXICON_ALONE = 0.75
+DENIED_RULE = 0.98
+SEMANTIC_MIN_CHARS = 6
+SECONDARY = 0.9
+
+
+def decide(row: dict, variant: dict) -> list[str]:
+    """The rules that fire for one dumped line under ``variant``."""
+    out: list[tuple[str, float, str]] = []
+    for rule, e in row["rules"].items():
+        if rule == "C02" and not row["third"]:
+            continue
+        if rule == "P06" and not row["third"] and e["lex"] == 0.0:
+            continue
+        example = e["fires"]
+        if e["lex"] == 0.0 and not example and row["chars"] < SEMANTIC_MIN_CHARS:
+            continue
+        thr = e["thr"] + variant.get("thr_shift", {}).get(rule, variant.get("thr_all", 0.0))
+        thr = min(thr, 0.995)
+        if e["neg"]:
+            thr = max(thr, DENIED_RULE)
+            example = False
+        prob = e["prob"]
+        lex_alone = e["lex"] >= LEXICON_ALONE
+        if lex_alone and "lex_floor" in variant:
+            lex_alone = prob >= variant["lex_floor"]
+        if example and "sim_floor" in variant:
+            example = prob >= variant["sim_floor"]
+        if not (prob >= thr or lex_alone or example):
+            continue
+        how = (
+            "lexicon"
+            if lex_alone and prob < thr
+            else "similarity"
+            if example and prob < thr
+            else "fusion"
+        )
+        out.append((rule, prob, how))
+    if len(out) > 1:
+        top = max(p for _, p, _ in out)
+        out = [
+            (r, p, h)
+            for r, p, h in out
+            if not (h == "fusion" and p < SECONDARY and round(p, 3) < top)
+        ]
+    return sorted(r for r, _, _ in out)
+
+
+def score(rows: list[dict], variant: dict) -> dict:
+    tp, fp, fn = Counter(), Counter(), Counter()
+    harmless = Counter()
+    harmless_hit = Counter()
+    mismatch = 0
+    for row in rows:
+        found = set(decide(row, variant))
+        if not variant.get("name") or variant["name"] == "baseline":
+            mismatch += found != set(row["found"])
+        gold = set(row["labels"])
+        for r in found & gold:
+            tp[r] += 1
+        for r in found - gold:
+            fp[r] += 1
+        for r in gold - found:
+            fn[r] += 1
+        if not gold:
+            harmless[row["speaker"]] += 1
+            harmless_hit[row["speaker"]] += bool(found)
+
+    def f1(rules):
+        t = sum(tp[r] for r in rules)
+        p = t / max(1, t + sum(fp[r] for r in rules))
+        r_ = t / max(1, t + sum(fn[r] for r in rules))
+        return 2 * p * r_ / max(1e-9, p + r_), p, r_
+
+    return {
+        "P": f1(P_RULES),
+        "C": f1(C_RULES),
+        "fa_agent": harmless_hit["agent"] / max(1, harmless["agent"]),
+        "fa_customer": harmless_hit["customer"] / max(1, harmless["customer"]),
+        "recall": {r: tp[r] / max(1, tp[r] + fn[r]) for r in P_RULES + C_RULES},
+        "mismatch": mismatch,
+    }
+
+
+VARIANTS = {
+    "baseline": {},
+    "lex_floor_0.3": {"lex_floor": 0.3},
+    "lex_floor_0.5": {"lex_floor": 0.5},
+    "sim_floor_0.3": {"sim_floor": 0.3},
+    "lex_sim_floor_0.4": {"lex_floor": 0.4, "sim_floor": 0.4},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("probes", nargs="+", type=Path)
+    ap.add_argument("--variant", action="append")
+    args = ap.parse_args()
+    names = args.variant or list(VARIANTS)
+    for path in args.probes:
+        rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+        print(f"== {path} ({len(rows)} lines)")
+        for name in names:
+            v = {"name": name, **VARIANTS[name]}
+            s = score(rows, v)
+            weak = {r: round(x, 2) for r, x in s["recall"].items() if x < 0.85}
+            print(
+                f"  {name:22s} P {s['P'][0]:.3f} ({s['P'][1]:.2f}/{s['P'][2]:.2f})"
+                f"  C {s['C'][0]:.3f}  FA agent {s['fa_agent']:.1%} customer {s['fa_customer']:.1%}"
+                + (f"  mismatch {s['mismatch']}" if name == "baseline" else "")
+                + f"  weak recall {weak}"
+            )
+
+
+if __name__ == "__main__":
+    main()
