@@ -3,7 +3,8 @@
 :func:`review_labels` turns confirmed, dismissed and inspector-added findings into labelled
 utterances in the format of ``models/data/written/*.jsonl`` (``speaker``, ``text``,
 ``labels``; extra keys say where a line came from and are ignored by the trainer), so
-``models/train_encoder_head.py --extra FILE`` retrains on what inspectors decided.
+``models/train_encoder_head.py --extra FILE`` retrains on what inspectors decided; each
+line also has an ``id``, so ``qa-service eval-text FILE`` scores a head on them.
 :func:`review_precision` counts, per rule, how many machine findings reviewers confirmed.
 """
 
@@ -78,6 +79,9 @@ def review_labels(session: Session) -> LabelExport:
         line = lines.setdefault(
             (speaker, text),
             {
+                # An id as `qa-service eval-text` wants one: the line's first finding
+                # (its decision's, should the finding be gone).
+                "id": f"review-{call_id}-{d.finding_id or f'd{d.id}'}",
                 "speaker": speaker,
                 "text": text,
                 "labels": [],

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from qa_service.accounts.roles import Principal
 from qa_service.accounts.sessions import resolve_api_token
 from qa_service.db.tables import CallRow, utcnow
+from qa_service.evaluation.text import load_lines
 from qa_service.review import decisions, history, queue
 from qa_service.review.labels import review_labels, review_precision
 from qa_service.review.states import ReviewState
@@ -198,3 +199,8 @@ def test_review_labels_feed_the_trainer(service: Service, tmp_path: Path) -> Non
     mine = {(r["speaker"], r["text"]): r for r in rows if r["text"] in {texts[0], texts[1]}}
     assert mine[("agent", texts[0])]["labels"] == ["P02"]
     assert mine[("agent", texts[0])]["source"] == "written"
+    # The same file scores a head: `qa-service eval-text` reads it (an id on every line).
+    evaluated = load_lines(out)
+    assert len({line.id for line in evaluated}) == len(export.lines) == len(evaluated)
+    by_text = {(line.speaker, line.text): line.labels for line in evaluated}
+    assert by_text[("agent", texts[0])] == ("P02",)
