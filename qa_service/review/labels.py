@@ -29,10 +29,18 @@ def _stands(d: ReviewDecisionRow) -> bool:
 
 
 def _speaker(d: ReviewDecisionRow) -> str | None:
-    """The line's speaker: stored, else the rule family's (P: agent, C: customer)."""
-    speaker = d.speaker if d.speaker in ("agent", "customer") else None
-    if speaker is None:
-        speaker = "agent" if d.rule.startswith("P") else "customer"
+    """The line's speaker: stored, else the rule family's (P: agent, C: customer).
+
+    A confirmed or added finding is the family's speaker whatever the transcript said: the
+    inspector found the agent's violation (P) or the customer's signal (C) there, and the
+    trainer learns a P label only from agent lines and a C label only from customer lines
+    (an added C01 over a mono line attributed to the agent would teach nothing, and would
+    be a negative for every P rule).
+    """
+    family = "agent" if d.rule.startswith("P") else "customer"
+    if _stands(d):
+        return family
+    speaker = d.speaker if d.speaker in ("agent", "customer") else family
     if d.decision == "dismissed" and d.reason_code == "wrong_speaker":
         # The other party said it; as that party's line the rule does not apply.
         speaker = "customer" if speaker == "agent" else "agent"

@@ -185,7 +185,10 @@ def test_review_labels_feed_the_trainer(service: Service, tmp_path: Path) -> Non
     lines = {(line["speaker"], line["text"]): line["labels"] for line in export.lines}
     # seed_call puts every finding on the first utterance, spoken by the agent.
     assert lines[("agent", texts[0])] == ["P02"]  # P02 confirmed, P03 dismissed: a negative
-    assert lines[("agent", texts[1])] == ["C01"]  # added over the second utterance's span
+    # Added over the second utterance's span (the agent's in the transcript): a complaint
+    # is the customer's signal, and the trainer learns C labels from customer lines only.
+    assert lines[("customer", texts[1])] == ["C01"]
+    assert ("agent", texts[1]) not in lines
     assert lines[("agent", "法警上门")] == ["P03"]  # confirmed, appealed, not yet ruled
     assert precision["P02"].precision == 1.0
     assert precision["P03"].confirmed == 1 and precision["P03"].dismissed == 1
@@ -199,6 +202,7 @@ def test_review_labels_feed_the_trainer(service: Service, tmp_path: Path) -> Non
     mine = {(r["speaker"], r["text"]): r for r in rows if r["text"] in {texts[0], texts[1]}}
     assert mine[("agent", texts[0])]["labels"] == ["P02"]
     assert mine[("agent", texts[0])]["source"] == "written"
+    assert mine[("customer", texts[1])]["labels"] == ["C01"]
     # The same file scores a head: `qa-service eval-text` reads it (an id on every line).
     evaluated = load_lines(out)
     assert len({line.id for line in evaluated}) == len(export.lines) == len(evaluated)
