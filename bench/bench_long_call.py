@@ -6,9 +6,10 @@ of the lengths asked (8 kHz 16-bit stereo WAV, agent and customer on their own c
 like the recorders): the committed 4-s fixture's speech every ``--speech-every`` seconds
 on alternating channels, quiet noise in between. Each length runs in a fresh child process
 (its own peak RSS from ``getrusage``), twice: decoding alone (``decode_audio``, where the
-whole recording becomes float32 arrays at 16 kHz: 2 h × 16,000 × 4 B ≈ 461 MB per
-channel) and the whole ``Analyzer.analyze``. A straight line through the figures shows
-how RSS grows per hour and what two hours would take.
+whole recording becomes float32 at 16 kHz, 2 h × 16,000 × 4 B ≈ 461 MB per channel,
+spooled to temporary files and read back a stretch at a time) and the whole
+``Analyzer.analyze``. A straight line through the figures shows how RSS grows per hour
+and what two hours would take.
 
     nice -n 10 python bench/bench_long_call.py --minutes 10 20
     python bench/bench_long_call.py --minutes 120 --decode-only   # the 2-h decode alone
@@ -65,9 +66,9 @@ def _child(path: Path, decode_only: bool) -> dict[str, float]:
         from qa_service.ingest.audio import decode_audio
 
         t = time.perf_counter()
-        audio = decode_audio(path)
-        result["wall_s"] = time.perf_counter() - t
-        result["arrays_mb"] = sum(ch.nbytes for ch in audio.channels) / 2**20
+        with decode_audio(path) as audio:
+            result["wall_s"] = time.perf_counter() - t
+            result["spooled_mb"] = sum(len(ch) for ch in audio.channels) * 4 / 2**20
     else:
         from qa_service.pipeline import Analyzer
         from qa_service.settings import get_settings
@@ -133,7 +134,7 @@ def _print_row(row: dict[str, object]) -> None:
     assert isinstance(decode, dict)
     line = (
         f"{row['minutes']:>6g} min ({row['file_mb']:.0f} MB WAV): decode peak RSS "
-        f"{decode['peak_rss_mb']:.0f} MB (arrays {decode['arrays_mb']:.0f} MB, "
+        f"{decode['peak_rss_mb']:.0f} MB (samples spooled {decode['spooled_mb']:.0f} MB, "
         f"{decode['wall_s']:.1f} s)"
     )
     pipeline = row.get("pipeline")

@@ -154,9 +154,9 @@ class Bench:
 
 def call_of_60s(source: Path, out: Path, variant: int) -> Path:
     """A 60-s 8-kHz WAV from ``source`` (looped or cut), its last sample set by ``variant``."""
-    audio = decode_audio(source, sample_rate=8000)
     n = 60 * 8000
-    channels = [np.resize(ch, n) for ch in audio.channels]
+    with decode_audio(source, sample_rate=8000) as audio:
+        channels = [np.resize(ch.read(), n) for ch in audio.channels]
     pcm = (np.clip(np.stack(channels, axis=1), -1, 1) * 32767).astype("<i2")
     pcm[-1, 0] = variant
     with wave.open(str(out), "wb") as w:

@@ -91,8 +91,9 @@ def make_call(recording: Path, labels: dict, out: Path, tempo: float) -> str:
     """Write one fast mono call (recording, sidecar, labels); returns its call id."""
     from qa_service.ingest.audio import decode_audio
 
-    audio = decode_audio(recording, sample_rate=SAMPLE_RATE)
-    fast = speed_up(mix_down(audio.channels), SAMPLE_RATE, tempo)
+    with decode_audio(recording, sample_rate=SAMPLE_RATE) as audio:
+        channels = tuple(ch.read() for ch in audio.channels)
+    fast = speed_up(mix_down(channels), SAMPLE_RATE, tempo)
     call_id = f"{labels['call_id']}-f"
     _write_wav(out / "calls" / f"{call_id}.wav", fast, SAMPLE_RATE)
     sidecar_path = recording.with_suffix(".json")

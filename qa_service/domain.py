@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,11 +50,56 @@ class CallMetadata:
     agency_id: str | None = None
 
 
+class Samples(Protocol):
+    """One channel of decoded audio (float32), read a stretch at a time.
+
+    A long call's samples stay out of memory (:mod:`qa_service.ingest.spool` keeps them in
+    a temporary file): each stage reads the stretches it needs when it needs them, so a
+    2-hour call costs the analysis no more memory than a 10-minute one.
+    """
+
+    def __len__(self) -> int: ...
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Samples ``[start, stop)`` as float32, clipped to the channel like a slice."""
+        ...
+
+    def close(self) -> None:
+        """Release what holds the samples; the length stays known, reading fails."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class ArraySamples:
+    """Samples already in memory: a short clip, a test signal."""
+
+    array: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A view of the array (do not modify it)."""
+        return self.array[max(start, 0) : stop]
+
+    def close(self) -> None:
+        pass
+
+
+def as_samples(samples: Samples | np.ndarray) -> Samples:
+    """``samples`` as :class:`Samples`, wrapping an array."""
+    return ArraySamples(samples) if isinstance(samples, np.ndarray) else samples
+
+
 @dataclass(frozen=True, eq=False)
 class DecodedAudio:
-    """A recording decoded to float32 mono-per-channel at ``sample_rate``."""
+    """A recording decoded to float32 mono-per-channel at ``sample_rate``.
 
-    channels: tuple[np.ndarray, ...]
+    Its channels may hold open temporary files: :meth:`close` it (or use it as a context
+    manager) once the samples are no longer read.
+    """
+
+    channels: tuple[Samples, ...]
     sample_rate: int
     source_sample_rate: int
     codec: str
@@ -67,6 +112,16 @@ class DecodedAudio:
     @property
     def duration_s(self) -> float:
         return len(self.channels[0]) / self.sample_rate if self.channels else 0.0
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+
+    def __enter__(self) -> DecodedAudio:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, eq=False)

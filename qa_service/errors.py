@@ -84,6 +84,15 @@ class StorageError(QAServiceError):
     code = "storage_error"
 
 
+class ScratchSpaceError(StorageError):
+    """The temporary directory that holds decoded audio during analysis is full or unusable.
+
+    Not the recording's fault: the analysis can succeed later, or on another machine.
+    """
+
+    code = "scratch_space_error"
+
+
 class CallNotFound(QAServiceError):
     code = "call_not_found"
 

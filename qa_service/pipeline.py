@@ -29,7 +29,7 @@ from qa_service.domain import (
     StageTiming,
     Transcript,
 )
-from qa_service.errors import QAServiceError
+from qa_service.errors import QAServiceError, StorageError
 from qa_service.ingest.recordings import ingest_recording, load_metadata
 from qa_service.rules.acoustic import AcousticParams, scan_acoustics
 from qa_service.rules.metadata import MetadataParams, scan_metadata
@@ -96,6 +96,9 @@ class Analyzer:
 
         ``metadata`` replaces the sidecar (an upload's metadata, kept in the database while
         the recording sits in the content-addressed audio store, where no sidecar lives).
+        Raises :class:`StorageError` when the temporary directory that holds the decoded
+        audio is full: not the recording's fault, so not its analysis's result either
+        (a worker retries it later).
         """
         timer = _Timer()
         try:
@@ -105,7 +108,10 @@ class Analyzer:
                 path,
                 min_duration_s=self.settings.min_duration_s,
                 assume_offset=self.settings.local_tz,
+                max_duration_s=self.settings.max_audio_hours * 3600,
             )
+        except StorageError:
+            raise
         except QAServiceError as exc:
             error = _error_analysis(path, exc, timer)
             if metadata is not None:
@@ -114,10 +120,15 @@ class Analyzer:
         if metadata is not None:
             call = replace(call, metadata=_given_metadata(metadata, call))
         try:
-            transcript: Transcript = timer.run("transcribe", self.transcriber.transcribe, call)
+            try:
+                transcript: Transcript = timer.run("transcribe", self.transcriber.transcribe, call)
+            finally:
+                call.audio.close()  # transcription is the last stage that reads the samples
             findings = timer.run("scan", self.scan, call, transcript, context(call.metadata))
             findings += timer.run("detect", self.detect, call, transcript)
             findings.sort(key=finding_order)
+        except StorageError:
+            raise
         except QAServiceError as exc:
             return replace(
                 _error_analysis(path, exc, timer),

@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     )
     max_upload_mb: float = Field(default=200.0, gt=0, description="largest recording accepted")
     max_audio_hours: float = Field(
-        default=6.0, gt=0, description="longest recording an upload's header may declare"
+        default=6.0,
+        gt=0,
+        description="longest recording an upload's header may declare, and analysis decodes",
     )
     job_max_attempts: int = Field(default=3, ge=1, description="analysis tries before `failed`")
     job_retry_backoff_s: list[int] = Field(default_factory=lambda: [10, 60, 300])

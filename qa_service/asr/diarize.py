@@ -24,7 +24,7 @@ from functools import cache
 
 import numpy as np
 
-from qa_service.domain import Speaker, Utterance
+from qa_service.domain import Samples, Speaker, Utterance, as_samples
 
 
 def voice_points(utterances: list[Utterance], frames: CallFrames) -> list[np.ndarray | None]:
@@ -34,7 +34,7 @@ def voice_points(utterances: list[Utterance], frames: CallFrames) -> list[np.nda
 
 def attribute_speakers(
     utterances: list[Utterance],
-    samples: np.ndarray,
+    samples: Samples | np.ndarray,
     sample_rate: int,
     *,
     first_speaker: Speaker = Speaker.AGENT,
@@ -146,7 +146,7 @@ def _mel_dct(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     return bank, basis[1:]  # c0 (loudness) says nothing about who speaks
 
 
-def timbre(samples: np.ndarray, sample_rate: int) -> np.ndarray | None:
+def timbre(samples: Samples | np.ndarray, sample_rate: int) -> np.ndarray | None:
     """Mean and spread of the MFCCs of a stretch's louder frames; None if too short."""
     return CallFrames.compute(samples, sample_rate).timbre(0.0, len(samples) / sample_rate)
 
@@ -165,15 +165,20 @@ class CallFrames:
     sample_rate: int
 
     @classmethod
-    def compute(cls, samples: np.ndarray, sample_rate: int) -> CallFrames:
+    def compute(cls, samples: Samples | np.ndarray, sample_rate: int) -> CallFrames:
+        samples = as_samples(samples)
         n = 1 + (len(samples) - _MFCC_FRAME) // _MFCC_HOP if len(samples) >= _MFCC_FRAME else 0
         bank, basis = _mel_dct(sample_rate)
         window = np.hamming(_MFCC_FRAME)
         cepstra, energy = [], []
-        for first in range(0, n, _CHUNK):  # in chunks: a whole call's frames would be GBs
+        # In chunks, each reading only its own samples: a whole call's frames would be GBs,
+        # and a long call's samples are not in memory (qa_service.ingest.spool).
+        for first in range(0, n, _CHUNK):
             count = min(_CHUNK, n - first)
-            idx = np.arange(_MFCC_FRAME)[None, :] + _MFCC_HOP * (first + np.arange(count))[:, None]
-            power = np.abs(np.fft.rfft(samples[idx].astype(np.float64) * window, n=512)) ** 2
+            lo = _MFCC_HOP * first
+            chunk = samples.read(lo, lo + _MFCC_HOP * (count - 1) + _MFCC_FRAME)
+            idx = np.arange(_MFCC_FRAME)[None, :] + _MFCC_HOP * np.arange(count)[:, None]
+            power = np.abs(np.fft.rfft(chunk[idx].astype(np.float64) * window, n=512)) ** 2
             energy.append(power.sum(axis=1))
             cepstra.append(np.log(power @ bank.T + 1e-10) @ basis.T)
         if not n:

@@ -3,10 +3,12 @@
 Why the audio is stitched by hand instead of ``vad_filter=True``: the same speech
 regions must drive utterance boundaries and the acoustic rules, so they are computed
 once here. Each channel's speech regions are packed into windows of at most ~28 s
-with a second of silence between regions, all windows of the call are decoded in one
-batch (:mod:`qa_service.asr.decoder`), and every word is mapped back to the region, and
+with a second of silence between regions, the call's windows are decoded in batches
+(:mod:`qa_service.asr.decoder`), and every word is mapped back to the region, and
 therefore the turn, it was spoken in. Whisper never sees audio the VAD calls silence,
-so it cannot invent text there.
+so it cannot invent text there. A window's samples are read from the call's audio only
+when its batch is decoded: a long call's windows, held all at once, would hold most of
+its speech again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa_service.asr.decoder import DecodedWindow, WindowDecoder
+from qa_service.asr.decoder import MAX_BATCH, DecodedWindow, WindowDecoder
 from qa_service.asr.diarize import CallFrames, attribute_speakers, two_voices, voice_points
 from qa_service.asr.model import DeviceChoice
 from qa_service.asr.textnorm import TextNormalizer
@@ -27,6 +29,7 @@ from qa_service.asr.voice_models import CutPoint, VoiceModels, VoiceParams
 from qa_service.domain import (
     ChannelActivity,
     IngestedCall,
+    Samples,
     Speaker,
     SpeechRegion,
     Transcript,
@@ -91,8 +94,16 @@ class _Word:
 class _Window:
     channel: int
     spans: tuple[int, ...]  # indices into the channel's decoding spans
-    audio: np.ndarray
+    cuts: tuple[tuple[int, int], ...]  # the spans' samples [start, end) in the channel
     stitch: _StitchMap
+
+    def audio(self, samples: Samples) -> np.ndarray:
+        """The window's stitched audio: its cuts of ``samples`` with silence between."""
+        silence = np.zeros(int(_GAP_S * SAMPLE_RATE), dtype=np.float32)
+        pieces: list[np.ndarray] = []
+        for start, end in self.cuts:
+            pieces.extend((samples.read(start, end), silence))
+        return np.concatenate(pieces[:-1])
 
 
 class _StitchMap:
@@ -178,7 +189,7 @@ class Transcriber:
             for ch in range(len(channels))
             for idx in _pack(spans[ch], range(len(spans[ch])), opts.window_s)
         ]
-        decoded = self.decoder.decode([w.audio for w in windows])
+        decoded = self._decode(windows, channels)
         for window, result in zip(windows, decoded, strict=True):
             words[window.channel].extend(
                 self._words(window, result, activity[window.channel].regions)
@@ -199,7 +210,7 @@ class Transcriber:
                 _stitch(channels[ch.channel], ch.channel, retry_spans, idx)
                 for idx in _pack(retry_spans, range(len(retry_spans)), opts.retry_window_s)
             )
-        decoded = self.decoder.decode([w.audio for w in retries])
+        decoded = self._decode(retries, channels)
         for window, result in zip(retries, decoded, strict=True):
             words[window.channel].extend(
                 self._words(window, result, activity[window.channel].regions)
@@ -222,6 +233,14 @@ class Transcriber:
             model_name=self.model_name,
             language=opts.language,
         )
+
+    def _decode(self, windows: list[_Window], channels: tuple[Samples, ...]) -> list[DecodedWindow]:
+        """Decode ``windows``, reading the samples of one batch at a time."""
+        out: list[DecodedWindow] = []
+        for first in range(0, len(windows), MAX_BATCH):
+            batch = windows[first : first + MAX_BATCH]
+            out.extend(self.decoder.decode([w.audio(channels[w.channel]) for w in batch]))
+        return out
 
     def _words(
         self, window: _Window, decoded: DecodedWindow, regions: tuple[SpeechRegion, ...]
@@ -278,7 +297,7 @@ class Transcriber:
         self,
         call: IngestedCall,
         channel: ChannelActivity,
-        samples: np.ndarray,
+        samples: Samples,
         turns: list[tuple[Utterance, list[_Word]]],
     ) -> list[Utterance]:
         """Mono: agent or customer for each utterance, cut where the speaker changes."""
@@ -385,17 +404,13 @@ def _nearest_region(regions: tuple[SpeechRegion, ...], t: float) -> int:
 
 
 def _stitch(
-    samples: np.ndarray, channel: int, spans: list[tuple[float, float]], indices: list[int]
+    samples: Samples, channel: int, spans: list[tuple[float, float]], indices: list[int]
 ) -> _Window:
     cuts = [
         (int(spans[i][0] * SAMPLE_RATE), min(len(samples), int(spans[i][1] * SAMPLE_RATE)))
         for i in indices
     ]
-    silence = np.zeros(int(_GAP_S * SAMPLE_RATE), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    for start, end in cuts:
-        pieces.extend((samples[start:end], silence))
-    return _Window(channel, tuple(indices), np.concatenate(pieces[:-1]), _StitchMap(cuts))
+    return _Window(channel, tuple(indices), tuple(cuts), _StitchMap(cuts))
 
 
 def _pack(spans: list[tuple[float, float]], indices, max_s: float) -> list[list[int]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from qa_service.errors import (
     ImplausibleAudio,
     UnsupportedFormat,
 )
+from qa_service.ingest.spool import AudioSpool
 
 # A decoded length shorter than the header declares by more than this is a truncated file.
 # The slack absorbs codec priming/padding (AAC, Opus) and rounding in container headers; a RIFF
@@ -33,8 +34,6 @@ from qa_service.errors import (
 _SHORTFALL_MIN_S = 0.5
 _SHORTFALL_FRACTION = 0.05
 _WAV_SHORTFALL_S = 0.05
-# Decoded audio is collected in blocks of this many samples (a minute at 16 kHz).
-_BLOCK = 16000 * 60
 
 # What a call recording can plausibly be; a header claiming more is refused before decoding
 # (an "audio bomb" would make the decoder allocate for channels or hours that are not there).
@@ -75,20 +74,53 @@ class StreamedAudio:
         return self.samples / self.sample_rate
 
 
-def decode_audio(path: Path, *, sample_rate: int = 16000) -> DecodedAudio:
+def decode_audio(
+    path: Path,
+    *,
+    sample_rate: int = 16000,
+    max_duration_s: float | None = None,
+    spool_dir: Path | None = None,
+) -> DecodedAudio:
     """Decode every channel of ``path`` to float32 at ``sample_rate``, channels kept apart.
 
     A file with several audio streams (rare: some recorders store each party as its own mono
     stream) yields the channels of all of them, in stream order, padded to a common length.
+    The samples go, block by block as they are decoded, to temporary files in ``spool_dir``
+    (default: the system's, ``TMPDIR``) and are read back on demand
+    (:mod:`qa_service.ingest.spool`): memory does not grow with the recording's length.
+    Close the result when done; on an error nothing is left behind.
+
     Raises :class:`FileNotFound`, :class:`EmptyFile`, :class:`UnsupportedFormat` (not audio,
-    no audio stream) or :class:`AudioDecodeError` (damaged or truncated).
+    no audio stream), :class:`AudioDecodeError` (damaged or truncated),
+    :class:`ImplausibleAudio` (decodes to more than ``max_duration_s``) or
+    :class:`ScratchSpaceError` (the temporary directory is full or unusable).
     """
-    decoders, info = _decode(Path(path), sample_rate, None)
-    first = decoders[0]
+    path = Path(path)
+    spool = AudioSpool(spool_dir)
+    limit_s = max_duration_s if max_duration_s is not None else float("inf")
+
+    def keep(stream: int, planes: np.ndarray) -> None:
+        spool.write(stream, planes)
+        if spool.longest > limit_s * sample_rate:
+            # Headers can lie or say nothing (AMR, ADTS, a streamed WAV): stop an "audio
+            # bomb" at the limit rather than fill the disk with it.
+            raise _implausible(
+                path,
+                f"解码出的音频超过时长上限 {limit_s / 3600:g} 小时",
+                f"the audio decodes to more than the {limit_s / 3600:g} h limit",
+                max_duration_s=limit_s,
+            )
+
+    try:
+        decoders, info = _decode(path, sample_rate, keep)
+        channels = spool.finish(info.stream_channels, info.samples)
+    except BaseException:
+        spool.close()
+        raise
     return DecodedAudio(
-        channels=tuple(ch for d in decoders for ch in d.channels(info.samples)),
+        channels=channels,
         sample_rate=sample_rate,
-        source_sample_rate=first.source_rate,
+        source_sample_rate=decoders[0].source_rate,
         codec=info.codec,
         container=info.container,
     )
@@ -105,7 +137,7 @@ def stream_audio(path: Path, sink: BlockSink, *, sample_rate: int = 16000) -> St
 
 
 def _decode(
-    path: Path, sample_rate: int, sink: BlockSink | None
+    path: Path, sample_rate: int, sink: BlockSink
 ) -> tuple[list[_StreamDecoder], StreamedAudio]:
     check_audio_file(path)
     with _open(path) as container:
@@ -119,7 +151,7 @@ def _decode(
                 container=container.format.name,
             )
         decoders = {
-            s.index: _StreamDecoder(s, sample_rate, sink=None if sink is None else partial(sink, i))
+            s.index: _StreamDecoder(s, sample_rate, sink=partial(sink, i))
             for i, s in enumerate(streams)
         }
         try:
@@ -327,15 +359,14 @@ class _LayoutChanged(Exception):
 
 @dataclass
 class _StreamDecoder:
-    """Resamples one audio stream's frames and collects them per channel."""
+    """Resamples one audio stream's frames and hands them on; keeps nothing."""
 
     stream: av.AudioStream
     sample_rate: int
-    blocks: list[np.ndarray] = field(default_factory=list)  # (channels, _BLOCK) each
+    sink: Callable[[np.ndarray], None]  # receives (channels, samples) float32 blocks
     samples: int = 0
     n_channels: int = 0
     source_rate: int = 0
-    sink: Callable[[np.ndarray], None] | None = None  # set: blocks go there, nothing is kept
     _resampler: av.AudioResampler | None = None
     _source_key: tuple[str, str, int] | None = None
 
@@ -372,41 +403,8 @@ class _StreamDecoder:
             self._append(planes)
 
     def _append(self, planes: np.ndarray) -> None:
-        if self.sink is not None:
-            self.sink(planes)
-            self.samples += planes.shape[1]
-            return
-        # Frames are a few KB; kept one by one they would come from the C heap, which
-        # does not give memory back, and assembling them would hold the call twice.
-        # Minute-sized blocks are mapped and unmapped whole (see channels()).
-        done = 0
-        while done < planes.shape[1]:
-            used = self.samples % _BLOCK
-            if used == 0:
-                self.blocks.append(np.empty((planes.shape[0], _BLOCK), np.float32))
-            n = min(_BLOCK - used, planes.shape[1] - done)
-            self.blocks[-1][:, used : used + n] = planes[:, done : done + n]
-            done += n
-            self.samples += n
-
-    def channels(self, length: int) -> tuple[np.ndarray, ...]:
-        """The decoded channels, padded with silence to ``length`` samples.
-
-        Each block is released as soon as it is copied, so the recording is held about
-        once, not twice: 2 h of stereo at 16 kHz is ~0.9 GB of float32 either way, but
-        assembling it from every frame kept alive used to peak near 1.8 GB.
-        """
-        out = np.zeros((max(self.n_channels, 1), length), np.float32)  # pages mapped lazily
-        blocks, self.blocks = self.blocks, []
-        blocks.reverse()
-        position = 0
-        while blocks:
-            block = blocks.pop()
-            n = min(_BLOCK, self.samples - position, length - position)
-            out[:, position : position + n] = block[:, :n]
-            position += n
-            del block
-        return tuple(out[: self.n_channels])
+        self.sink(planes)
+        self.samples += planes.shape[1]
 
 
 def _check_complete(

@@ -171,6 +171,7 @@ def ingest_recording(
     min_duration_s: float = 1.0,
     sample_rate: int = 16000,
     assume_offset: tzinfo = DEFAULT_OFFSET,
+    max_duration_s: float | None = None,
 ) -> IngestedCall:
     """Turn one recording path into an :class:`IngestedCall`, or raise why it cannot be used.
 
@@ -178,21 +179,26 @@ def ingest_recording(
     the audio is fine. Where the sidecar's ``channels`` disagrees with the file, the file
     wins (the exporter's field is often a default); a stereo file without a channel map is
     taken as channel 0 agent, channel 1 customer, as in the corpus and its README.
+    The call's audio is held in temporary files: close ``call.audio`` when done with it.
     """
     path = Path(path)
     check_audio_file(path)
     metadata = load_metadata(path, assume_offset=assume_offset)
-    audio = decode_audio(path, sample_rate=sample_rate)
-    if audio.duration_s < min_duration_s:
-        raise AudioTooShort(
-            f"{path}：录音只有 {audio.duration_s:.2f} 秒，短于最短要求 {min_duration_s:g} 秒 / "
-            f"{path}: the recording lasts {audio.duration_s:.2f} s, shorter than the "
-            f"{min_duration_s:g} s minimum",
-            path=path,
-            duration_s=round(audio.duration_s, 2),
-            min_duration_s=min_duration_s,
-        )
-    digest, size = sha256_file(path)
+    audio = decode_audio(path, sample_rate=sample_rate, max_duration_s=max_duration_s)
+    try:
+        if audio.duration_s < min_duration_s:
+            raise AudioTooShort(
+                f"{path}：录音只有 {audio.duration_s:.2f} 秒，短于最短要求 {min_duration_s:g} 秒 / "
+                f"{path}: the recording lasts {audio.duration_s:.2f} s, shorter than the "
+                f"{min_duration_s:g} s minimum",
+                path=path,
+                duration_s=round(audio.duration_s, 2),
+                min_duration_s=min_duration_s,
+            )
+        digest, size = sha256_file(path)
+    except BaseException:
+        audio.close()
+        raise
     return IngestedCall(
         path=path,
         sha256=digest,

@@ -81,3 +81,51 @@ def test_other_formats_go_through_the_whole_pipeline(
     result = analyzer.analyze(path, lambda meta: CallContext())
     assert result.status is CallStatus.ANALYZED, result.error
     assert "你说吧" in "".join(u.text for u in result.utterances)
+
+
+def test_decoded_audio_leaves_nothing_in_the_temporary_directory(
+    analyzer: Analyzer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import tempfile
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+
+    def open_in_spool() -> list[str]:
+        fds = Path("/proc/self/fd")
+        links = []
+        for fd in fds.iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except OSError:
+                continue
+        return [link for link in links if link.startswith(str(spool) + os.sep)]
+
+    result = analyzer.analyze(STEREO_WAV)
+    assert result.status is CallStatus.ANALYZED, result.error
+    assert open_in_spool() == [] and list(spool.iterdir()) == []
+    # A recording refused after decoding (shorter than the minimum) leaves nothing either.
+    import wave
+
+    short = tmp_path / "short.wav"
+    with wave.open(str(STEREO_WAV)) as src, wave.open(str(short), "wb") as out:
+        out.setparams(src.getparams())
+        out.writeframes(src.readframes(src.getframerate() // 2))
+    refused = analyzer.analyze(short)
+    assert refused.error is not None and refused.error["code"] == "audio_too_short"
+    assert open_in_spool() == []
+
+
+def test_a_full_temporary_directory_is_raised_not_blamed_on_the_recording(
+    analyzer: Analyzer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from qa_service.errors import ScratchSpaceError
+
+    # Not the recording's fault: a worker retries the call later instead of failing it.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+    with pytest.raises(ScratchSpaceError, match="decoded audio"):
+        analyzer.analyze(STEREO_WAV)

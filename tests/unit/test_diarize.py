@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from qa_service.asr.diarize import CallFrames, attribute_speakers, timbre, two_voices, voice_points
 from qa_service.asr.voice_models import CutPoint, VoiceModels, VoiceParams
-from qa_service.domain import Speaker, Utterance
+from qa_service.domain import ArraySamples, Speaker, Utterance
 
 SR = 16000
 
@@ -213,6 +214,25 @@ def test_call_frames_give_the_same_timbre_as_a_stretch_of_its_own() -> None:
     assert whole is not None
     assert np.allclose(frames.timbre(0.0, 2.0), whole)
     assert frames.timbre(0.0, 0.01) is None
+
+
+def test_call_frames_read_chunk_by_chunk_are_each_frames_own() -> None:
+    # A long call's samples are read a chunk of frames at a time; every frame, on either
+    # side of a chunk's edge, must still see its own 400 samples.
+    from qa_service.asr.diarize import _CHUNK, _MFCC_FRAME, _MFCC_HOP, _mel_dct
+
+    rng = np.random.default_rng(4)
+    audio = rng.normal(0, 0.1, _MFCC_HOP * (_CHUNK + 50) + 237).astype(np.float32)
+    frames = CallFrames.compute(ArraySamples(audio), SR)
+    assert len(frames.energy) == 1 + (len(audio) - _MFCC_FRAME) // _MFCC_HOP
+    bank, basis = _mel_dct(SR)
+    window = np.hamming(_MFCC_FRAME)
+    for k in (0, _CHUNK - 1, _CHUNK, _CHUNK + 1, len(frames.energy) - 1):
+        piece = audio[k * _MFCC_HOP : k * _MFCC_HOP + _MFCC_FRAME].astype(np.float64)
+        power = np.abs(np.fft.rfft(piece * window, n=512)) ** 2
+        assert frames.energy[k] == pytest.approx(power.sum(), rel=1e-12)
+        cepstra = np.log(power @ bank.T + 1e-10) @ basis.T
+        assert np.allclose(frames.cepstra[k], cepstra, rtol=1e-9, atol=1e-9)
 
 
 def test_a_whole_utterance_goes_to_the_voice_it_leans_to() -> None:
