@@ -13,7 +13,10 @@ call stays ``analyzing`` without heartbeats, and the next sweep queues it again.
 from __future__ import annotations
 
 import logging
+import signal
+import time
 
+from qa_service.errors import QueueUnavailable
 from qa_service.settings import Settings
 from qa_service.worker.jobs import start_runtime, stop_runtime
 from qa_service.worker.queue import RqJobQueue
@@ -27,6 +30,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
 
     Returns whether any job was processed.
     """
+    from redis import exceptions as redis_errors
     from rq import SimpleWorker
 
     queue = RqJobQueue.from_settings(settings)
@@ -38,12 +42,50 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
     sweep(runtime.sessions, sweep_queue, settings=settings)
     sweeper = Sweeper(runtime.sessions, sweep_queue, settings=settings)
     sweeper.start()
+    worked = False
     try:
-        worker = SimpleWorker([queue.rq_queue], connection=queue.redis)
-        # with_scheduler: rq's retries with backoff wait in its scheduled-job registry.
-        return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        while True:
+            worker = SimpleWorker([queue.rq_queue], connection=queue.redis)
+            try:
+                # with_scheduler: rq's retries with backoff wait in its scheduled-job registry.
+                worked |= worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+            except redis_errors.ConnectionError as exc:
+                # rq retries a lost connection only while it waits for a job; one lost in its
+                # heartbeat or maintenance makes it quit, and its teardown then fails on the
+                # dead connection. A Redis restart must not take the worker with it.
+                logger.warning("Redis connection lost, worker restarting: %s", exc)
+            if burst or getattr(worker, "_shutdown_requested_date", None) is not None:
+                return worked
+            # rq quit on an error of its own (logged by rq): serve again once Redis answers.
+            if not _wait_for_redis(queue):
+                return worked
     finally:
         sweeper.stop()
         sweep_queue.close()
         queue.close()
         stop_runtime()
+
+
+def _wait_for_redis(queue: RqJobQueue, *, max_wait_s: float = 30.0) -> bool:
+    """Block until Redis answers again (backing off up to ``max_wait_s`` between tries);
+    False when asked to stop meanwhile (Ctrl-C / SIGTERM)."""
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # rq's handlers belong to the worker that quit (they ask its dead connection whether a
+    # job is running); between workers, a stop request simply ends the wait.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    delay = 1.0
+    while True:
+        try:
+            queue.ping()
+            return True
+        except QueueUnavailable as exc:
+            logger.warning("job queue unavailable, retrying in %.0f s: %s", delay, exc)
+        try:
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return False
+        delay = min(delay * 2, max_wait_s)

@@ -143,7 +143,15 @@ def test_redis_restarted_with_jobs_queued_and_running(
         queued = stack.statuses().get(CallStatus.QUEUED.value, 0)
         assert queued >= 1, "nothing left queued to lose"
         redis.kill()  # no persistence: every queued job is gone with it
-        time.sleep(1)
+        # Redis stays down until the running job has finished, so the worker's next Redis
+        # call after the job (rq's heartbeat, outside its own reconnecting dequeue) fails:
+        # rq then quits the work loop, and the worker must serve again once Redis is back.
+        stack.wait_for(
+            "the running job finished with Redis down",
+            lambda: stack.statuses().get(CallStatus.ANALYZED.value, 0) >= 1,
+            timeout_s=180,
+        )
+        time.sleep(2)
         redis.start()
         stack.wait_for(
             "every call analysed",
