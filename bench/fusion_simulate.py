@@ -36,11 +36,12 @@ def decide(row: dict, variant: dict) -> list[str]:
             continue
         thr = e["thr"] + variant.get("thr_shift", {}).get(rule, variant.get("thr_all", 0.0))
         thr = min(thr, 0.995)
-        if e["neg"]:
+        disowned = variant.get("disavowal") and row.get("disavowal") and rule[0] == "P"
+        if e["neg"] or disowned:
             thr = max(thr, DENIED_RULE)
             example = False
         prob = e["prob"]
-        lex_alone = e["lex"] >= LEXICON_ALONE
+        lex_alone = e["lex"] >= LEXICON_ALONE and not disowned
         if lex_alone and "lex_floor" in variant:
             lex_alone = prob >= variant["lex_floor"]
         if example and "sim_floor" in variant:

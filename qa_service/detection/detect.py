@@ -37,6 +37,10 @@ class FusionParams:
     """How lexicon and classifier evidence combine (see :func:`fuse`)."""
 
     lexicon_alone: float = 0.75  # a lexicon hit this strong fires without the classifier
+    # ... provided the fused probability (which weighs the lexicon too) is at least this:
+    # a rule's words in a warning or a denial the negation scope missed ("如果有人让您把钱
+    # 转到个人账户，那一定是诈骗") drew lexicon-alone findings at fused 0.24-0.49.
+    lexicon_alone_floor: float = 0.5
     # The classifier alone fires above its tuned threshold, but never below this floor:
     # an inspector's trust is lost to false alarms faster than it is won by recall.
     classifier_alone: float = 0.97
@@ -72,12 +76,17 @@ class ConductLexicon:
     escalation: tuple[str, ...] = ()
     debt: tuple[str, ...] = ()
     safe_third_party: tuple[str, ...] = ()
+    # An agent relaying someone else's improper words or deeds and disowning them at once.
+    hearsay: tuple[str, ...] = ()
+    disown: tuple[str, ...] = ()
     why: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> ConductLexicon:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        r01, r03, r04, p06 = (raw.get(k, {}) for k in ("R01", "R03", "R04", "P06_third_party"))
+        r01, r03, r04, p06, disavowal = (
+            raw.get(k, {}) for k in ("R01", "R03", "R04", "P06_third_party", "disavowal")
+        )
         return cls(
             opening_window_s=float(r01.get("window_s", 30)),
             agency=tuple(r01.get("agency", ())),
@@ -89,6 +98,8 @@ class ConductLexicon:
             escalation=tuple(r04.get("escalation", ())),
             debt=tuple(p06.get("debt", ())),
             safe_third_party=tuple(p06.get("safe", ())),
+            hearsay=tuple(disavowal.get("hearsay", ())),
+            disown=tuple(disavowal.get("disown", ())),
             why={
                 k: str(raw.get(k, {}).get("why", ""))
                 for k in ("R01", "R03", "R04", "P06_third_party")
@@ -326,6 +337,17 @@ class Detector:
             )
         ]
 
+    def _disavowal(self, u: Utterance) -> bool:
+        """An agent turn that relays someone else's improper words or deeds and disowns
+        them ("如果有人让您转到个人账户，那一定是诈骗", "您说的律师函不是我们发的"): an
+        anti-fraud warning, in the very words of the violations it warns about."""
+        c = self.conduct
+        return (
+            u.speaker is Speaker.AGENT
+            and bool(_has_any(u.text, c.hearsay))
+            and bool(_has_any(u.text, c.disown))
+        )
+
     def _semantic_findings(
         self, ev: UtteranceEvidence, third_party: bool, *, scripted: bool
     ) -> list[Finding]:
@@ -345,6 +367,7 @@ class Detector:
         segments = ev.segments
         if not segments:
             return out
+        disowned = self._disavowal(u)
         for rule in self._allowed(u.speaker):
             if rule == "C02" and not third_party:
                 continue
@@ -370,18 +393,24 @@ class Detector:
             neg = ev.denied.get(rule, 0.0)
             prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim, neg)
             threshold = head.fusion.threshold[rule]
-            if neg:
+            if neg or (disowned and rule.startswith("P")):
                 # The lexicon saw this rule's words denied or excused (我们不会在群里公开…,
-                # 以银行审批为准); the models read a denial as the thing denied, and so does
-                # the example similarity (a sentence vector hardly sees 不会): an example
-                # no longer fires alone, it only adds its evidence to the fusion.
+                # 以银行审批为准), or the agent relays and disowns them; the models read a
+                # denial as the thing denied, and so does the example similarity (a sentence
+                # vector hardly sees 不会): an example no longer fires alone, it only adds
+                # its evidence to the fusion.
                 threshold = max(threshold, self.params.denied_rule)
                 example = None
-            if not (prob >= threshold or lex >= self.params.lexicon_alone or example is not None):
+            lexicon_alone = (
+                lex >= self.params.lexicon_alone
+                and prob >= self.params.lexicon_alone_floor
+                and not (disowned and rule.startswith("P"))
+            )
+            if not (prob >= threshold or lexicon_alone or example is not None):
                 continue
             how = (
                 "lexicon"
-                if lex >= self.params.lexicon_alone and prob < threshold
+                if lexicon_alone and prob < threshold
                 else "similarity"
                 if example is not None and prob < threshold
                 else "fusion"

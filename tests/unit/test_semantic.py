@@ -239,3 +239,35 @@ def test_an_example_does_not_fire_alone_on_a_denial(lexicon, classifier, encoder
     call = _call((A, OPENING), (C, "你说吧。"), (A, line), (A, CLOSING))
     found = _detector(lexicon, classifier, encoder, examples).detect(call, DEBTOR)
     assert not [f for f in found if f.rule == "P09"]
+
+
+def test_an_anti_fraud_warning_in_the_words_of_a_violation_stays_silent(
+    detector: Detector,
+) -> None:
+    # The agent relays someone else's improper demand and disowns it at once: the rule's
+    # words are there (个人账户, 律师函) but the turn is a compliant warning.
+    for line in (
+        "如果有人让您把钱转到个人账户，那一定是诈骗，请不要相信。",
+        "您说的那个律师函不是我们发的，您可以打银行官方客服核实。",
+    ):
+        call = _call((A, OPENING), (C, "嗯，你说。"), (A, line), (A, CLOSING))
+        found = [f.rule for f in detector.detect(call, DEBTOR) if f.rule.startswith("P")]
+        assert found == [], (line, found)
+    # The same demand made by the agent is still P10.
+    call = _call((A, OPENING), (C, "嗯。"), (A, "你把钱直接转到我的个人账户上，今天就转。"))
+    assert "P10" in {f.rule for f in detector.detect(call, DEBTOR)}
+
+
+def test_a_lexicon_hit_the_fusion_strongly_doubts_does_not_fire_alone(
+    lexicon, classifier, encoder
+) -> None:
+    # 个人收款账户 is P10's wording; the negation scope does not reach it across 也不会给您,
+    # but every other kind of evidence says the line is harmless (fused well under 0.5).
+    line = "我们不会让您加任何私人微信，也不会给您个人收款账户，请您注意防范诈骗。"
+    call = _call((A, OPENING), (C, "嗯。"), (A, line), (A, CLOSING))
+    found = {f.rule for f in _detector(lexicon, classifier, encoder).detect(call, DEBTOR)}
+    assert "P10" not in found
+    # Without the floor, the lexicon hit alone made it P10.
+    loose = _detector(lexicon, classifier, encoder)
+    loose.params = replace(loose.params, lexicon_alone_floor=0.0)
+    assert "P10" in {f.rule for f in loose.detect(call, DEBTOR)}
