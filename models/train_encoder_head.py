@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--family-false-alarm",
         type=float,
-        default=0.02,
+        default=0.06,
         help="per family, the share of harmless lines any of its rules may flag (out of fold)",
     )
     ap.add_argument(
