@@ -8,7 +8,6 @@ install``. Screenshots go to ``$QA_UI_SHOTS`` (default: a pytest temp folder).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -190,8 +189,3 @@ def shot(server: UiServer, page: object, name: str) -> Path:
     path = server.shots / f"{name}.png"
     page.screenshot(path=str(path))  # type: ignore[attr-defined]
     return path
-
-
-def copy_shot(path: Path, folder: str = "/tmp/ui-shots") -> None:
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, folder)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 from api_support import FIXTURES
-from conftest import UiServer, Watched, copy_shot, login, logout, run_analysis_job, shot
+from conftest import UiServer, Watched, login, logout, run_analysis_job, shot
 
 pytestmark = pytest.mark.browser
 
@@ -106,4 +106,4 @@ def test_upload_to_trends(ui: Watched, ui_server: UiServer) -> None:
     page.locator("#review-trend tr[data-period='2026-11']").first.wait_for(state="detached")
     violations = page.locator("section tr", has_text="2026-10").filter(has_text="P02")
     assert violations.count() >= 1  # the confirmed P02 stands in October's violations
-    copy_shot(shot(ui_server, page, "e2e-6-manager-trends"), "/tmp/ui-shots2")
+    shot(ui_server, page, "e2e-6-manager-trends")

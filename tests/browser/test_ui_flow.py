@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import HOMES, UiServer, Watched, copy_shot, login, shot
+from conftest import HOMES, UiServer, Watched, login, shot
 
 pytestmark = pytest.mark.browser
 
@@ -70,7 +70,7 @@ def test_idle_lock_counts_down_and_locks(ui: Watched, ui_server: UiServer) -> No
     page.clock.run_for(1000)
     page.wait_for_selector("#lock:not([hidden])")
     assert "锁定" in page.inner_text("#lock")
-    copy_shot(shot(ui_server, page, "idle-lock"))
+    shot(ui_server, page, "idle-lock")
     # The session is over on the server side too (the lock logs out).
     ui.errors[:] = [e for e in ui.errors if "401" not in e]
 
@@ -81,7 +81,7 @@ def test_inspector_reviews_by_keyboard_and_sends_feedback(ui: Watched, ui_server
     row = page.locator("tr[data-call-id='call-a']")
     row.wait_for()
     assert "投诉倾向" in row.inner_text()  # C01 not de-escalated: the riskiest tier
-    copy_shot(shot(ui_server, page, "inspector-queue"))
+    shot(ui_server, page, "inspector-queue")
     row.locator("button", has_text="认领").click()
     page.wait_for_url("**/ui/calls/call-a")
     page.wait_for_selector("#call-page[data-player-ready='true']")
@@ -103,7 +103,7 @@ def test_inspector_reviews_by_keyboard_and_sends_feedback(ui: Watched, ui_server
     assert "合计扣分 60" in page.inner_text("#breakdown")
     page.keyboard.press("c")  # P02 confirmed
     page.wait_for_selector(".finding[data-fi='3'].confirmed")
-    copy_shot(shot(ui_server, page, "inspector-call"))
+    shot(ui_server, page, "inspector-call")
     page.click("#complete")
     page.wait_for_selector("#feedback-card:not([hidden])")
     page.fill("#fb-summary", "注意投诉后的安抚与措辞。")

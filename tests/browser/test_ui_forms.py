@@ -5,11 +5,10 @@ evaluation report (manager). Dates are typed yyyy-mm-dd and checked before sendi
 from __future__ import annotations
 
 import pytest
-from conftest import UiServer, Watched, copy_shot, login, logout, shot
+from conftest import UiServer, Watched, login, logout, shot
 
 pytestmark = pytest.mark.browser
 
-SHOTS2 = "/tmp/ui-shots2"
 COMPLAINT_LIST = (
     "投诉编号,受理渠道,投诉等级,投诉类型,客户号,联系电话,受理时间,投诉内容\n"
     "UI-001,银行转办,严重,辱骂或态度恶劣,C901,,2026/11/02 09:30,客户称坐席辱骂\n"
@@ -47,7 +46,7 @@ def test_complaint_form_and_import(ui: Watched, ui_server: UiServer) -> None:
     page.locator("#import-result", has_text="新增 1 条").wait_for()
     assert "第 3 行" in page.inner_text("#import-result")  # the unknown level, named
     page.locator("#complaints-table tr", has_text="UI-001").wait_for()
-    copy_shot(shot(ui_server, page, "complaints-entry"), SHOTS2)
+    shot(ui_server, page, "complaints-entry")
 
 
 def test_supervisor_records_a_training(ui: Watched, ui_server: UiServer) -> None:
@@ -66,7 +65,7 @@ def test_supervisor_records_a_training(ui: Watched, ui_server: UiServer) -> None
     row = page.locator("#trainings-table tr", has_text="文明用语专项培训")
     row.wait_for()
     assert "P02" in row.inner_text() and "2026/11/10" in row.inner_text()
-    copy_shot(shot(ui_server, page, "coaching"), SHOTS2)
+    shot(ui_server, page, "coaching")
 
 
 def test_admin_imports_the_roster(ui: Watched, ui_server: UiServer) -> None:
@@ -93,7 +92,7 @@ def test_manager_reads_the_agency_report(ui: Watched, ui_server: UiServer) -> No
     page.fill("#ag-from", "2026-13-01")
     page.click("text=查询")
     assert "yyyy-mm-dd" in page.inner_text("p.error")
-    copy_shot(shot(ui_server, page, "agency-report"), SHOTS2)
+    shot(ui_server, page, "agency-report")
     logout(page)
     login(page, ui_server, "supervisor")  # not the supervisors' report: not in their menu
     assert "机构考核" not in page.inner_text("header nav")

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 from api_support import PASSWORDS, seed_alert
-from conftest import UiServer, Watched, copy_shot, login, shot
+from conftest import UiServer, Watched, login, shot
 
 pytestmark = pytest.mark.browser
 
-SHOTS2 = "/tmp/ui-shots2"
 NEW_PASSWORD = "Saffron-Delta-8813!q"
 
 
@@ -35,7 +34,7 @@ def test_mono_call_plays_in_one_lane_with_speaker_colours(ui: Watched, ui_server
     agent, customer = "rgba(29, 78, 216", "rgba(194, 65, 12"  # --agent, --customer
     assert sum(c.startswith(agent) for c in colours) == 4  # the agent's four lines
     assert sum(c.startswith(customer) for c in colours) == 3
-    copy_shot(shot(ui_server, page, "call-mono"), SHOTS2)
+    shot(ui_server, page, "call-mono")
 
 
 def test_a_chart_of_one_day_or_one_period_is_one_labelled_point(
@@ -67,7 +66,7 @@ def test_a_chart_of_one_day_or_one_period_is_one_labelled_point(
     assert got["day"] == [86400, ["11-06"]]
     assert got["period"] == [1, ["2026-11"]]
     assert got["y"] == [0, 100]
-    copy_shot(shot(ui_server, page, "scorecard-one-day"), SHOTS2)
+    shot(ui_server, page, "scorecard-one-day")
 
 
 def test_missed_finding_from_a_selection_then_n_opens_the_next_call(
@@ -100,7 +99,7 @@ def test_missed_finding_from_a_selection_then_n_opens_the_next_call(
     assert "那就这样，再见" in page.inner_text("#sel-span")
     page.select_option("#sel-rule", "R03")
     page.fill("#sel-note", "结束语生硬，未礼貌结束")
-    copy_shot(shot(ui_server, page, "call-missed-finding"), SHOTS2)
+    shot(ui_server, page, "call-missed-finding")
     page.click("#sel-add")
     page.wait_for_selector(".finding.added")
     assert page.locator(".finding").count() == 5
@@ -127,7 +126,7 @@ def test_forced_password_change(ui: Watched, ui_server: UiServer) -> None:
     page.fill("#new2", NEW_PASSWORD + "x")
     page.click("#password-form button[type=submit]")
     assert "不一致" in page.inner_text("#pw-error")
-    copy_shot(shot(ui_server, page, "password-forced"), SHOTS2)
+    shot(ui_server, page, "password-forced")
     page.fill("#new2", NEW_PASSWORD)
     page.click("#password-form button[type=submit]")
     page.wait_for_url("**/ui/queue")
@@ -154,7 +153,7 @@ def test_admin_creates_disables_and_resets_an_account(ui: Watched, ui_server: Ui
     form = row.locator("form.reset-form")
     form.wait_for()
     form.locator("input").fill("Copper-Meadow-2718!y")
-    copy_shot(shot(ui_server, page, "admin-reset-inline"), SHOTS2)
+    shot(ui_server, page, "admin-reset-inline")
     form.get_by_role("button", name="确认重置").click()
     page.locator(".toast.ok", has_text="zhang.san 的密码已重置").wait_for()
     assert form.is_hidden()
@@ -172,4 +171,4 @@ def test_alert_badge_updates_from_the_stream(ui: Watched, ui_server: UiServer) -
     page.wait_for_function(f"document.getElementById('alert-badge').textContent === '{before + 1}'")
     page.locator("#alerts-table tr", has_text="call-live").wait_for()
     page.locator(".toast.warn", has_text="call-live").wait_for()
-    copy_shot(shot(ui_server, page, "alerts-live"), SHOTS2)
+    shot(ui_server, page, "alerts-live")
