@@ -13,55 +13,49 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+
+from qa_service.detection.detect import FusionParams, fusion_decision
 
 P_RULES = [f"P{i:02d}" for i in range(1, 11)]
 C_RULES = ["C01", "C02", "C03"]
-LEXICON_ALONE = 0.75
-DENIED_RULE = 0.98
-SEMANTIC_MIN_CHARS = 6
-SECONDARY = 0.9
 
 
 def decide(row: dict, variant: dict) -> list[str]:
-    """The rules that fire for one dumped line under ``variant``."""
+    """The rules that fire for one dumped line under ``variant`` (the detector's own
+    :func:`fusion_decision`, with the variant's parameters and thresholds)."""
+    params = FusionParams()
+    if "lex_floor" in variant:
+        params = replace(params, lexicon_alone_floor=variant["lex_floor"])
     out: list[tuple[str, float, str]] = []
     for rule, e in row["rules"].items():
         if rule == "C02" and not row["third"]:
             continue
         if rule == "P06" and not row["third"] and e["lex"] == 0.0:
             continue
-        example = e["fires"]
-        if e["lex"] == 0.0 and not example and row["chars"] < SEMANTIC_MIN_CHARS:
+        if e["lex"] == 0.0 and not e["fires"] and row["chars"] < params.semantic_min_chars:
             continue
         thr = e["thr"] + variant.get("thr_shift", {}).get(rule, variant.get("thr_all", 0.0))
-        thr = min(thr, 0.995)
-        disowned = variant.get("disavowal") and row.get("disavowal") and rule[0] == "P"
-        if e["neg"] or disowned:
-            thr = max(thr, DENIED_RULE)
-            example = False
-        prob = e["prob"]
-        lex_alone = e["lex"] >= LEXICON_ALONE and not disowned
-        if lex_alone and "lex_floor" in variant:
-            lex_alone = prob >= variant["lex_floor"]
-        if example and "sim_floor" in variant:
-            example = prob >= variant["sim_floor"]
-        if not (prob >= thr or lex_alone or example):
-            continue
-        how = (
-            "lexicon"
-            if lex_alone and prob < thr
-            else "similarity"
-            if example and prob < thr
-            else "fusion"
+        relayed = bool(variant.get("disavowal") and row.get("disavowal") and rule[0] == "P")
+        denied = bool(e["neg"]) or relayed
+        how = fusion_decision(
+            e["prob"],
+            min(thr, 0.995),
+            e["lex"],
+            example=e["fires"] and not denied,
+            denied=denied,
+            relayed=relayed,
+            params=params,
         )
-        out.append((rule, prob, how))
-    if len(out) > 1:
+        if how is not None:
+            out.append((rule, e["prob"], how))
+    if len(out) > 1:  # a second rule on the models' word alone needs secondary_rule
         top = max(p for _, p, _ in out)
         out = [
             (r, p, h)
             for r, p, h in out
-            if not (h == "fusion" and p < SECONDARY and round(p, 3) < top)
+            if not (h == "fusion" and p < params.secondary_rule and round(p, 3) < top)
         ]
     return sorted(r for r, _, _ in out)
 
@@ -106,8 +100,7 @@ VARIANTS = {
     "baseline": {},
     "lex_floor_0.3": {"lex_floor": 0.3},
     "lex_floor_0.5": {"lex_floor": 0.5},
-    "sim_floor_0.3": {"sim_floor": 0.3},
-    "lex_sim_floor_0.4": {"lex_floor": 0.4, "sim_floor": 0.4},
+    "lex_floor_0.5_disavowal": {"lex_floor": 0.5, "disavowal": True},
 }
 
 

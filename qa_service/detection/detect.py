@@ -392,29 +392,25 @@ class Detector:
                 continue  # models alone do not judge the opening script or a fragment
             neg = ev.denied.get(rule, 0.0)
             prob = head.fusion.probability(rule, lex, max(clf), max(enc), sim, neg)
-            threshold = head.fusion.threshold[rule]
-            if neg or (disowned and rule.startswith("P")):
-                # The lexicon saw this rule's words denied or excused (我们不会在群里公开…,
-                # 以银行审批为准), or the agent relays and disowns them; the models read a
-                # denial as the thing denied, and so does the example similarity (a sentence
-                # vector hardly sees 不会): an example no longer fires alone, it only adds
-                # its evidence to the fusion.
-                threshold = max(threshold, self.params.denied_rule)
+            # The lexicon saw this rule's words denied or excused (我们不会在群里公开…,
+            # 以银行审批为准), or the agent relays and disowns them; the models read a
+            # denial as the thing denied, and so does the example similarity (a sentence
+            # vector hardly sees 不会): an example no longer fires alone, it only adds its
+            # evidence to the fusion.
+            relayed = disowned and rule.startswith("P")
+            if neg or relayed:
                 example = None
-            lexicon_alone = (
-                lex >= self.params.lexicon_alone
-                and prob >= self.params.lexicon_alone_floor
-                and not (disowned and rule.startswith("P"))
+            how = fusion_decision(
+                prob,
+                head.fusion.threshold[rule],
+                lex,
+                example=example is not None,
+                denied=bool(neg) or relayed,
+                relayed=relayed,
+                params=self.params,
             )
-            if not (prob >= threshold or lexicon_alone or example is not None):
+            if how is None:
                 continue
-            how = (
-                "lexicon"
-                if lexicon_alone and prob < threshold
-                else "similarity"
-                if example is not None and prob < threshold
-                else "fusion"
-            )
             where = self._telling_segment(segments, hits, clf, enc, example)
             if how == "fusion" and prob < self.params.secondary_rule:
                 models_only.append((prob, len(out)))
@@ -626,6 +622,38 @@ def _conduct_finding(rule: str, u: Utterance, confidence: float, evidence: dict)
         text=u.text,
         evidence=evidence,
     )
+
+
+def fusion_decision(
+    prob: float,
+    threshold: float,
+    lex: float,
+    *,
+    example: bool,
+    denied: bool,
+    relayed: bool,
+    params: FusionParams,
+) -> str | None:
+    """How one rule fires on one turn with the sentence encoder — ``"fusion"`` (the fused
+    probability reaches the rule's threshold), ``"lexicon"`` (a strong hit the fusion does
+    not strongly doubt), ``"similarity"`` (an example fired) — or None.
+
+    ``denied``: the rule's words were negated or relayed-and-disowned, so the fusion needs
+    ``denied_rule`` (the caller has already dropped the example); ``relayed``: disowned
+    words never fire from the lexicon alone. Shared with ``bench/fusion_simulate.py``.
+    """
+    if denied:
+        threshold = max(threshold, params.denied_rule)
+    lexicon_alone = (
+        lex >= params.lexicon_alone and prob >= params.lexicon_alone_floor and not relayed
+    )
+    if prob >= threshold:
+        return "fusion"
+    if lexicon_alone:
+        return "lexicon"
+    if example:
+        return "similarity"
+    return None
 
 
 def fuse(lex: float, prob: float, threshold: float, params: FusionParams) -> tuple[bool, float]:
