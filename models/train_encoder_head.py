@@ -60,6 +60,51 @@ P_RULES = [r for r in LABELS if r.startswith("P")]
 C_RULES = [r for r in LABELS if r.startswith("C")]
 
 
+def listed_sets(data: Path, kind: str) -> list[Path]:
+    """The blind sets named in ``<data>/<kind>_sets.txt`` (paths relative to the repository).
+
+    ``retired``: seen sets that now train the head; ``unseen``: sets kept for final figures,
+    whose near-duplicates are kept out of training.
+    """
+    listing = data / f"{kind}_sets.txt"
+    if not listing.exists():
+        return []
+    root = data.resolve().parent.parent
+    names = [x.split("#")[0].strip() for x in listing.read_text(encoding="utf-8").splitlines()]
+    paths = [root / n for n in names if n]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"{listing}: listed set(s) not found: {', '.join(missing)}")
+    return paths
+
+
+def _bigrams(text: str) -> set[str]:
+    t = "".join(ch for ch in text if ch.isalnum())
+    return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
+class NearIndex:
+    """Finds lines sharing more than ``limit`` of their character bigrams (Jaccard) with any
+    of ``others`` — an inverted index, so thousands of lines check in a second."""
+
+    def __init__(self, others: list[str], limit: float = 0.6) -> None:
+        self.limit = limit
+        self.sizes: list[int] = []
+        self.index: dict[str, list[int]] = {}
+        for i, other in enumerate(others):
+            grams = _bigrams(other)
+            self.sizes.append(len(grams))
+            for g in grams:
+                self.index.setdefault(g, []).append(i)
+
+    def near(self, text: str) -> bool:
+        mine = _bigrams(text)
+        shared: Counter[int] = Counter()
+        for g in mine:
+            shared.update(self.index.get(g, ()))
+        return any(n / (len(mine) + self.sizes[i] - n) > self.limit for i, n in shared.items())
+
+
 def load_rows(data: Path, extra: list[Path] | None = None) -> list[dict]:
     rows = []
     for name in ("utterances.jsonl", "heldout.jsonl"):
@@ -73,8 +118,13 @@ def load_rows(data: Path, extra: list[Path] | None = None) -> list[dict]:
                     "source": "template",
                 }
             )
-    # --extra files (e.g. `qa-service export review-labels`) count as free-written lines.
-    for path in [*sorted((data / "written").glob("*.jsonl")), *(extra or [])]:
+    # --extra files (e.g. `qa-service export review-labels`) count as free-written lines, and
+    # so do the blind sets retired into training once they had been seen (retired_sets.txt).
+    for path in [
+        *sorted((data / "written").glob("*.jsonl")),
+        *listed_sets(data, "retired"),
+        *(extra or []),
+    ]:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
@@ -90,6 +140,21 @@ def load_rows(data: Path, extra: list[Path] | None = None) -> list[dict]:
                     "source": "written",
                 }
             )
+    # A written line close to a line of a still-unseen blind set would leak it into training.
+    unseen = [
+        json.loads(line)["text"]
+        for path in listed_sets(data, "unseen")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    if unseen:
+        before = len(rows)
+        near = NearIndex(unseen)
+        rows = [r for r in rows if r["source"] != "written" or not near.near(r["text"])]
+        print(
+            f"dropped {before - len(rows)} written lines close to unseen blind lines",
+            file=sys.stderr,
+        )
     # One row per (speaker, text): a duplicate in two files must not leak across folds.
     seen: dict[tuple[str, str], dict] = {}
     for r in rows:
@@ -179,6 +244,21 @@ def train_mlp(
         "b1": model[0].bias.detach().numpy().copy(),
         "w2": model[3].weight.detach().numpy().T.copy(),
         "b2": model[3].bias.detach().numpy().copy(),
+    }
+
+
+def train_ensemble(
+    x: np.ndarray, y: np.ndarray, mask: np.ndarray, *, members: int, seed: int, **hp
+) -> dict:
+    """``members`` MLPs from different seeds, merged into one wider MLP whose logits are
+    exactly their mean: the hidden layers side by side, the output weights divided by
+    ``members``. The runtime (``EncoderHead``) loads it like a single head."""
+    parts = [train_mlp(x, y, mask, seed=seed + 1000 * m, **hp) for m in range(members)]
+    return {
+        "w1": np.concatenate([p["w1"] for p in parts], axis=1),
+        "b1": np.concatenate([p["b1"] for p in parts]),
+        "w2": np.concatenate([p["w2"] for p in parts], axis=0) / members,
+        "b2": np.mean([p["b2"] for p in parts], axis=0),
     }
 
 
@@ -295,6 +375,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="MLPs from different seeds averaged into one head (shipped as one wider MLP)",
+    )
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
@@ -380,7 +466,9 @@ def main(argv: list[str] | None = None) -> None:
     seg_logits: dict[int, np.ndarray] = {}
     for k in range(args.folds):
         train = fold != k
-        params = train_mlp(x[train], y[train], mask[train], seed=args.seed + k, **hp)
+        params = train_ensemble(
+            x[train], y[train], mask[train], members=args.members, seed=args.seed + k, **hp
+        )
         test = fold == k
         oof[test] = mlp_logits(x[test], params)
         for i in np.where(test)[0]:
@@ -468,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
             report=report,
         )
 
-    final = train_mlp(x, y, mask, seed=args.seed, **hp)
+    final = train_ensemble(x, y, mask, members=args.members, seed=args.seed, **hp)
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "head.npz", **{k: v.astype(np.float32) for k, v in final.items()})
     counts = Counter(r["source"] for r in rows if not r.get("noisy"))
@@ -480,6 +568,7 @@ def main(argv: list[str] | None = None) -> None:
             "encoder": ENCODER_NAME,
             "encoder_version": encoder.version,
             "seed": args.seed,
+            "members": args.members,
             "folds": args.folds,
             "hyper_parameters": hp,
             "rows": dict(counts),
