@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--members",
         type=int,
-        default=1,
+        default=3,
         help="MLPs from different seeds averaged into one head (shipped as one wider MLP)",
     )
     ap.add_argument("--epochs", type=int, default=30)
