@@ -60,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from qa_service.cli.demo import DEMO_ACCOUNTS  # noqa: E402
 from qa_service.detection.classifier import LABELS as TEXT_RULES  # noqa: E402
 from qa_service.settings import Settings  # noqa: E402
+from qa_service.text.overlap import char_bigrams  # noqa: E402
 
 QA_SERVICE = Path(sys.executable).with_name("qa-service")
 SHIPPED_HEAD = ROOT / "models" / "encoder_head"
@@ -153,11 +154,6 @@ def verdict(finding: dict[str, Any], truth: dict[str, Any]) -> tuple[str, str | 
     return "dismiss", "compliant_in_context"
 
 
-def _bigrams(text: str) -> set[str]:
-    chars = [c for c in text if c.isalnum()]
-    return {a + b for a, b in zip(chars, chars[1:], strict=False)}
-
-
 def missed_spans(detail: dict[str, Any], truth: dict[str, Any]) -> list[tuple[str, float, float]]:
     """(rule, start, end) of each labelled turn no finding of its rule is near: the span of
     the transcript utterance around the turn that holds its words (most character pairs in
@@ -174,10 +170,10 @@ def missed_spans(detail: dict[str, Any], truth: dict[str, Any]) -> list[tuple[st
                 for f in detail["findings"]
             ):
                 continue
-            words = _bigrams(turn["text"])
+            words = char_bigrams(turn["text"])
             window = (turn["start"] - 1.0, turn["end"] + 1.0)
             fits = [
-                (len(words & _bigrams(u["text"])), _overlap(u["start"], u["end"], *window), n)
+                (len(words & char_bigrams(u["text"])), _overlap(u["start"], u["end"], *window), n)
                 for n, u in enumerate(utterances)
                 if _overlap(u["start"], u["end"], *window) > 0
             ]

@@ -54,6 +54,7 @@ from qa_service.detection.semantic import (  # noqa: E402
 )
 from qa_service.text.asr_noise import add_asr_noise  # noqa: E402
 from qa_service.text.clauses import scan_segments  # noqa: E402
+from qa_service.text.overlap import char_bigrams  # noqa: E402
 
 ROOT = HERE.parent
 P_RULES = [r for r in LABELS if r.startswith("P")]
@@ -78,11 +79,6 @@ def listed_sets(data: Path, kind: str) -> list[Path]:
     return paths
 
 
-def _bigrams(text: str) -> set[str]:
-    t = "".join(ch for ch in text if ch.isalnum())
-    return {t[i : i + 2] for i in range(len(t) - 1)}
-
-
 class NearIndex:
     """Finds lines sharing more than ``limit`` of their character bigrams (Jaccard) with any
     of ``others`` — an inverted index, so thousands of lines check in a second."""
@@ -92,13 +88,13 @@ class NearIndex:
         self.sizes: list[int] = []
         self.index: dict[str, list[int]] = {}
         for i, other in enumerate(others):
-            grams = _bigrams(other)
+            grams = char_bigrams(other)
             self.sizes.append(len(grams))
             for g in grams:
                 self.index.setdefault(g, []).append(i)
 
     def near(self, text: str) -> bool:
-        mine = _bigrams(text)
+        mine = char_bigrams(text)
         shared: Counter[int] = Counter()
         for g in mine:
             shared.update(self.index.get(g, ()))

@@ -1,1 +1,2 @@
-"""Text utilities shared by the stages: pinyin keys, clause splitting, synthetic ASR noise."""
+"""Text utilities shared by the stages: pinyin keys, clause splitting, synthetic ASR noise,
+character-bigram overlap."""

@@ -3,7 +3,6 @@ and what review decisions teach (exported labels, per-rule precision, the traine
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +20,7 @@ from api_support import (
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from trainer_support import load_trainer
 
 from qa_service.accounts.roles import Principal
 from qa_service.accounts.sessions import resolve_api_token
@@ -132,16 +132,6 @@ def test_a_reanalysis_does_not_undo_a_review(service: Service, tmp_path: Path) -
         assert queue.review_row(session, call_pk=_pk(session, "c-2")).state == "passed"
 
 
-def _trainer_load_rows():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "train_encoder_head", ROOT / "models" / "train_encoder_head.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load_rows
-
-
 def test_review_labels_feed_the_trainer(service: Service, tmp_path: Path) -> None:
     texts = ("你这个老赖，法院马上来抓你", "我要去银保监投诉你")
     seed_call(service, "c-1", wav=_wav(tmp_path, "a"), rules=("P02", "P03"), texts=texts)
@@ -197,7 +187,7 @@ def test_review_labels_feed_the_trainer(service: Service, tmp_path: Path) -> Non
 
     out = tmp_path / "review-labels.jsonl"
     out.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in export.lines))
-    load_rows = _trainer_load_rows()
+    load_rows = load_trainer().load_rows
     rows = load_rows(ROOT / "models" / "data", [out])
     mine = {(r["speaker"], r["text"]): r for r in rows if r["text"] in {texts[0], texts[1]}}
     assert mine[("agent", texts[0])]["labels"] == ["P02"]

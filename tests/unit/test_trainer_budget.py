@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+from trainer_support import load_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _trainer():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "train_encoder_head", ROOT / "models" / "train_encoder_head.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _family(rng: np.random.Generator, n_harmless: int = 200, n_pos: int = 40):
     """Rows (prob, y, group, harmless, line) for rules P01 and P02 over shared lines."""
-    trainer = _trainer()
+    trainer = load_trainer()
     j1, j2 = trainer.LABELS.index("P01"), trainer.LABELS.index("P02")
     prob, fy, fg, harmless, line = [], [], [], [], []
     for i in range(n_harmless):  # every harmless line is scored for both rules

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from trainer_support import load_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _trainer():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "train_encoder_head", ROOT / "models" / "train_encoder_head.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_near_index_finds_paraphrases_by_shared_bigrams_only() -> None:
-    near = _trainer().NearIndex(["你再不还钱，我们就去你单位找你领导。", "好的，我下周一还。"])
+    near = load_trainer().NearIndex(["你再不还钱，我们就去你单位找你领导。", "好的，我下周一还。"])
     assert near.near("你再不还钱，我们就去你单位找领导。")  # one character dropped
     assert near.near("好的我下周一还")  # punctuation does not count
     assert not near.near("您好，我是受银行委托的催收专员。")
@@ -32,7 +22,7 @@ def test_near_index_finds_paraphrases_by_shared_bigrams_only() -> None:
 
 
 def test_ensemble_is_one_mlp_whose_logits_are_the_members_mean() -> None:
-    trainer = _trainer()
+    trainer = load_trainer()
     rng = np.random.default_rng(5)
     x = rng.normal(size=(64, 7)).astype(np.float32)
     y = (rng.uniform(size=(64, 3)) > 0.5).astype(np.float32)
@@ -86,7 +76,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def test_retired_sets_train_and_unseen_sets_keep_their_near_copies_out(data_dir: Path) -> None:
-    rows = _trainer().load_rows(data_dir)
+    rows = load_trainer().load_rows(data_dir)
     texts = {r["text"]: r for r in rows}
     assert texts["我要投诉你们"]["source"] == "written"  # a retired blind line trains
     assert texts["我要投诉你们"]["labels"] == ["C01"]
@@ -100,11 +90,11 @@ def test_a_listed_set_that_is_missing_is_an_error(data_dir: Path) -> None:
     with (data_dir / "retired_sets.txt").open("a", encoding="utf-8") as f:
         f.write("tests/data/blind/missing.jsonl\n")
     with pytest.raises(SystemExit, match="missing.jsonl"):
-        _trainer().load_rows(data_dir)
+        load_trainer().load_rows(data_dir)
 
 
 def test_the_repository_keeps_its_final_blind_set_out_of_training() -> None:
-    trainer = _trainer()
+    trainer = load_trainer()
     unseen = trainer.listed_sets(ROOT / "models" / "data", "unseen")
     retired = trainer.listed_sets(ROOT / "models" / "data", "retired")
     assert unseen and not set(unseen) & set(retired)
