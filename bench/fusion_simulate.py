@@ -43,7 +43,7 @@ def decide(row: dict, variant: dict) -> list[str]:
             e["prob"],
             min(thr, 0.995),
             e["lex"],
-            example=e["fires"] and not denied,
+            example=e["fires"],
             denied=denied,
             relayed=relayed,
             params=params,

@@ -398,19 +398,20 @@ class Detector:
             # vector hardly sees 不会): an example no longer fires alone, it only adds its
             # evidence to the fusion.
             relayed = disowned and rule.startswith("P")
-            if neg or relayed:
-                example = None
+            denied = bool(neg) or relayed
             how = fusion_decision(
                 prob,
                 head.fusion.threshold[rule],
                 lex,
                 example=example is not None,
-                denied=bool(neg) or relayed,
+                denied=denied,
                 relayed=relayed,
                 params=self.params,
             )
             if how is None:
                 continue
+            if denied:
+                example = None  # not the evidence of this finding (see fusion_decision)
             where = self._telling_segment(segments, hits, clf, enc, example)
             if how == "fusion" and prob < self.params.secondary_rule:
                 models_only.append((prob, len(out)))
@@ -639,8 +640,8 @@ def fusion_decision(
     not strongly doubt), ``"similarity"`` (an example fired) — or None.
 
     ``denied``: the rule's words were negated or relayed-and-disowned, so the fusion needs
-    ``denied_rule`` (the caller has already dropped the example); ``relayed``: disowned
-    words never fire from the lexicon alone. Shared with ``bench/fusion_simulate.py``.
+    ``denied_rule`` and an example no longer fires alone; ``relayed``: disowned words never
+    fire from the lexicon alone. Shared with ``bench/fusion_simulate.py``.
     """
     if denied:
         threshold = max(threshold, params.denied_rule)
@@ -651,7 +652,7 @@ def fusion_decision(
         return "fusion"
     if lexicon_alone:
         return "lexicon"
-    if example:
+    if example and not denied:
         return "similarity"
     return None
 

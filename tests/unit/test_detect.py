@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from qa_service.detection.classifier import UtteranceClassifier
-from qa_service.detection.detect import ConductLexicon, Detector, FusionParams, fuse
+from qa_service.detection.detect import (
+    ConductLexicon,
+    Detector,
+    FusionParams,
+    fuse,
+    fusion_decision,
+)
 from qa_service.detection.lexicon import LexiconMatcher
 from qa_service.detection.lexicon_schema import load_lexicon
 from qa_service.domain import CallMetadata, Speaker, Utterance
@@ -228,3 +234,28 @@ def test_the_identification_script_needs_lexicon_evidence_for_a_prohibition(
     police = "我是市公安局经侦大队的，受华兴银行委托联系你。"
     found = fixed.detect(_call((A, police), (C, "啊？"), (A, CLOSING)), DEBTOR)
     assert "P03" in {f.rule for f in found}
+
+
+@pytest.mark.parametrize(
+    ("prob", "lex", "example", "denied", "relayed", "expected"),
+    [
+        (0.80, 0.0, False, False, False, "fusion"),  # reaches the rule's threshold
+        (0.60, 0.0, False, False, False, None),
+        (0.60, 0.9, False, False, False, "lexicon"),  # strong hit, fusion not doubting
+        (0.40, 0.9, False, False, False, None),  # strong hit under the lexicon floor
+        (0.60, 0.0, True, False, False, "similarity"),
+        (0.60, 0.0, True, True, False, None),  # a denial cancels the example
+        (0.90, 0.0, False, True, False, None),  # ... and needs denied_rule from the fusion
+        (0.99, 0.0, False, True, False, "fusion"),
+        (0.60, 0.9, False, True, True, None),  # relayed-and-disowned words: no lexicon alone
+        (0.60, 0.9, False, True, False, "lexicon"),  # a negation the fusion does not doubt
+    ],
+)
+def test_fusion_decision(
+    prob: float, lex: float, example: bool, denied: bool, relayed: bool, expected: str | None
+) -> None:
+    params = FusionParams()
+    how = fusion_decision(
+        prob, 0.7, lex, example=example, denied=denied, relayed=relayed, params=params
+    )
+    assert how == expected
