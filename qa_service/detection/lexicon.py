@@ -15,8 +15,10 @@ How a text is scanned, once, whatever the number of terms:
   s/sh, n/l, an/ang …) of every term with two syllables that carry meaning (not 砍你: 看你
   sounds the same). A hit is then graded: the same toneless pinyin as a reading of the term
   (减免 heard as 见面, 律师函 as 律师寒) is ``pinyin``; the same fuzzy pinyin only is
-  ``fuzzy`` and must share a character with the term, as in ``textnorm``. A stretch that is
-  itself an everyday word (知道 for 直到) is that word. Terms of four syllables or more,
+  ``fuzzy`` and must share a character other than a pronoun or particle with the term, as
+  in ``textnorm``. A stretch that is itself an everyday word (知道 for 直到) is that word,
+  and one with a grammatical word (不, 这, 把, 着 …) in place of a term's syllable is
+  that word (批不批 is not 批捕). Terms of four syllables or more,
   and slots or three-syllable terms whose entry says ``near_miss: true`` (公安局 heard as
   国安局), may also have one character off whose syllable keeps its initial, found
   through half-term anchor keys in the same automaton.
@@ -31,10 +33,11 @@ What jieba (one private ``Tokenizer`` with ``lexicons/collection_terms.txt``, HM
 dictionary words form) is for, and only on utterances that already have candidate hits:
 
 1. **word boundaries** of short matches: a one-character term or slot must be a whole word
-   (滚 but not 滚动, 他 but not 其他, 还 but not 还是), and a two-character term, a slot
-   only heard, or any term of an entry marked ``whole_word`` must not straddle a word
-   boundary (上门 is not in 马上门口, 公安 not in 办公安排, 曝光你 not in 曝光你们). Longer
-   terms are specific enough, and jieba splits them unpredictably (打打/到/你/接/为止);
+   (滚 but not 滚动, 他 but not 其他, 还 but not 还是), and a two-character term, a term or
+   slot only heard, or any term of an entry marked ``whole_word`` must not straddle a word
+   boundary (上门 is not in 马上门口, 公安 not in 办公安排, 曝光你 not in 曝光你们, 不要脸
+   not in 不要联系). Longer terms written as such are specific enough, and jieba splits
+   them unpredictably (打打/到/你/接/为止);
 2. **negation scope**: a cue (不会, 别, 请勿 …) cancels a hit only if it ends a word (不要脸
    and 别人 are not cues) and sits in the same clause within a few characters before it;
    别/不要 followed by 让/逼 is a threat (别逼我们上门), 要不要 a question.
@@ -96,6 +99,14 @@ _VIA_FACTOR = {"chars": 1.0, "pinyin": 0.9, "fuzzy": 0.8, "near_miss": 0.7, "acr
 # fusion's lexicon_alone), enough to back a classifier that leans the same way.
 # Pronouns and particles: written right by the recogniser, they carry no sound evidence.
 _FUNCTION_CHARS = frozenset("你您我他她它们的了吗呢吧啊")
+# Grammatical words the recogniser writes as such: heard in place of one of a term's
+# content syllables, they are that word, not the term misheard (把这 is not 八折, 批不批
+# not 批捕, 留着 not 六折). 是 and 在 are left out: 是/事 and 在/再 are Whisper's commonest
+# homophone swaps. On the free-written training lines, spelt right so that every sound
+# match is a coincidence, a P rule's best sound hit fell on a line of another rule or a
+# harmless one 204 times (and on its own rule's 92); with this check, the pronoun-only
+# fuzzy check below and heard terms kept off word boundaries: 48 (75).
+_GRAMMAR_CHARS = frozenset("不没这那着把被对了的得地都也就还和跟给过")
 # A sound match whose text is itself an everyday word (jieba frequency at least this: 知道
 # for 直到, 基础 for 寄出, 亿元 for 医院) is that word, not a misheard term; 见面 (2,189)
 # for 减免 and 预期 (1,656) for 逾期, Whisper's typical errors, stay below.
@@ -363,11 +374,19 @@ class LexiconMatcher:
     def _grade(form: _Form, window: str, tokens: list[str], fuzzy: list[str]) -> str | None:
         if "#" in tokens:
             return None
+        if any(
+            a != b and a in _GRAMMAR_CHARS and b not in _GRAMMAR_CHARS | _FUNCTION_CHARS
+            for a, b in zip(window, form.key, strict=True)
+        ):
+            return None  # a grammatical word where the term has a content syllable
         if tuple(tokens) in form.readings:
             return "pinyin"
         differing = sum(a != b for a, b in zip(window, form.key, strict=True))
-        if differing == len(window):
-            return None  # a fuzzy rhyme sharing no character is mostly another word
+        shared = [a for a, b in zip(window, form.key, strict=True) if a == b]
+        if all(a in _FUNCTION_CHARS for a in shared):
+            # A fuzzy rhyme sharing no character, or only a pronoun (核实你 for 呼死你), is
+            # mostly another word.
+            return None
         for reading in form.fuzzy:
             diffs = [i for i, (a, b) in enumerate(zip(fuzzy, reading, strict=True)) if a != b]
             if not diffs:
@@ -414,8 +433,10 @@ class LexiconMatcher:
         # Two-character pattern slots written as such go unchecked: the other slots already
         # give context, and jieba's odd splits (的/事发/到) cost more recall than they save.
         # A slot only heard (行局 in 执行局 sounds like 刑拘) must sit on word boundaries.
+        # A longer term written as such is specific enough; heard only, it must not cut
+        # into a word either (不要联 in 不要联系 sounds like 不要脸).
         slot_chars = self._forms[occ.form].slot >= 0 and occ.via == "chars"
-        if (end - start > 2 or slot_chars) and not entry.whole_word:
+        if (end - start > 2 and occ.via == "chars" or slot_chars) and not entry.whole_word:
             return True
         first_start, first_end = doc.word_at(start)
         last_start, last_end = doc.word_at(end - 1)

@@ -297,6 +297,41 @@ def test_a_match_cutting_into_everyday_words_on_both_sides_is_no_evidence(
     assert not [h for h in matcher.match(text) if h.rule in ("P08", "P01")]
 
 
+@pytest.mark.parametrize(
+    ("text", "rule", "term"),
+    [
+        # A grammatical word where the term has a content syllable is that word.
+        ("我会把这个情况如实反映给银行。", "P05", "八折"),
+        ("分期我可以帮您报上去，批不批要看银行。", "P03", "批捕"),
+        ("这个名额我先帮您留着。", "P05", "六折"),
+        ("您对这笔欠款有疑问的话，我帮您提交核实。", "P05", "对折"),
+        # A fuzzy rhyme sharing only a pronoun with the term is another word.
+        ("我们需要核实你的身份信息。", "P07", "呼死你"),
+        # Dictionary words a term sounds like (the entry's ignore list).
+        ("您看这样行不行，先还最低还款额。", "P01", "信不信"),
+    ],
+)
+def test_sound_coincidences_in_everyday_words_are_no_evidence(
+    matcher: LexiconMatcher, text: str, rule: str, term: str
+) -> None:
+    assert not [h for h in matcher.match(text) if h.rule == rule and h.term == term]
+
+
+def test_a_term_heard_cutting_into_a_word_is_weak_evidence(matcher: LexiconMatcher) -> None:
+    # 不要联系 sounds like 不要脸 + 系: the heard 不要联 ends inside 联系.
+    hits = [
+        h
+        for h in matcher.match("如果您希望我们以后不要联系您的家人，我可以备注。")
+        if h.rule == "P02"
+    ]
+    assert hits and all(h.via == "across_words" and h.weight < EVIDENCE for h in hits)
+
+
+def test_homophone_swaps_of_shi_and_zai_still_count(matcher: LexiconMatcher) -> None:
+    # 是/事 and 在/再 are Whisper's commonest swaps; they stay sound evidence.
+    assert _evidence(matcher, "你这个已经是刑是案件了，要抓人的").get("P03")
+
+
 def test_customer_saying_police_is_a_complaint_signal_not_impersonation(
     matcher: LexiconMatcher,
 ) -> None:
