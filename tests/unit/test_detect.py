@@ -259,3 +259,23 @@ def test_fusion_decision(
         prob, 0.7, lex, example=example, denied=denied, relayed=relayed, params=params
     )
     assert how == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "relayed"),
+    [
+        # The customer's own words or fears quoted back and disowned.
+        ("您刚才说律师函已经寄到单位了？我们这边没有发过任何律师函。", True),
+        ("您担心我们发到您的微信群？不会的，我们也没有那些群。", True),
+        ("凡是叫您转到个人支付宝的，都不是正规渠道，请您千万别转。", True),
+        ("您问会不会有法警上门，我们没有这个权力，冻结只能由法院依法裁定。", True),
+        # Violations that quote the customer: their promise is not a denial.
+        ("您说每月只能还一千，没问题，剩下的利息我这边直接给您免掉，以后不会再有利息。", False),
+        ("您说您不会用手机银行是吧？没关系，您直接在微信上转给我就行。", False),
+        ("你再不还，我们的人就去你单位门口等着你。", False),
+    ],
+)
+def test_a_quoted_and_disowned_violation_is_a_disavowal(
+    detector: Detector, text: str, relayed: bool
+) -> None:
+    assert detector._disavowal(Utterance(A, 0.0, 4.0, text)) is relayed
