@@ -36,8 +36,8 @@ dictionary words form) is for, and only on utterances that already have candidat
    (滚 but not 滚动, 他 but not 其他, 还 but not 还是), and a two-character term, a term or
    slot only heard, or any term of an entry marked ``whole_word`` must not straddle a word
    boundary (上门 is not in 马上门口, 公安 not in 办公安排, 曝光你 not in 曝光你们, 不要脸
-   not in 不要联系). Longer terms written as such are specific enough, and jieba splits
-   them unpredictably (打打/到/你/接/为止);
+   not in 不要联系), nor may a three-character term only heard. Longer terms are specific
+   enough, and jieba splits them unpredictably (打打/到/你/接/为止);
 2. **negation scope**: a cue (不会, 别, 请勿 …) cancels a hit only if it ends a word (不要脸
    and 别人 are not cues) and sits in the same clause within a few characters before it;
    别/不要 followed by 让/逼 is a threat (别逼我们上门), 要不要 a question.
@@ -433,10 +433,12 @@ class LexiconMatcher:
         # Two-character pattern slots written as such go unchecked: the other slots already
         # give context, and jieba's odd splits (的/事发/到) cost more recall than they save.
         # A slot only heard (行局 in 执行局 sounds like 刑拘) must sit on word boundaries.
-        # A longer term written as such is specific enough; heard only, it must not cut
-        # into a word either (不要联 in 不要联系 sounds like 不要脸).
+        # A longer term written as such is specific enough, and so is one of four characters
+        # or more heard (私下给你半个 for 私下给你办个); three heard must not cut into a word
+        # either (不要联 in 不要联系 sounds like 不要脸).
         slot_chars = self._forms[occ.form].slot >= 0 and occ.via == "chars"
-        if (end - start > 2 and occ.via == "chars" or slot_chars) and not entry.whole_word:
+        long_enough = end - start > (2 if occ.via == "chars" else 3)
+        if (long_enough or slot_chars) and not entry.whole_word:
             return True
         first_start, first_end = doc.word_at(start)
         last_start, last_end = doc.word_at(end - 1)
