@@ -79,6 +79,7 @@ def probe(detector, line) -> dict:
         "chars": sum(1 for c in line.text if "\u4e00" <= c <= "\u9fff"),
         "segments": len(scan_segments(line.text)),
         "found": found,
+        "disavowal": detector._disavowal(turns[2]),
         "rules": rules,
     }
 

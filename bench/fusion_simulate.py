@@ -37,7 +37,8 @@ def decide(row: dict, variant: dict) -> list[str]:
         if e["lex"] == 0.0 and not e["fires"] and row["chars"] < params.semantic_min_chars:
             continue
         thr = e["thr"] + variant.get("thr_shift", {}).get(rule, variant.get("thr_all", 0.0))
-        relayed = bool(variant.get("disavowal") and row.get("disavowal") and rule[0] == "P")
+        # The detector treats a disavowal as a denial; a variant may switch that off.
+        relayed = bool(variant.get("disavowal", True) and row.get("disavowal") and rule[0] == "P")
         denied = bool(e["neg"]) or relayed
         how = fusion_decision(
             e["prob"],
@@ -100,7 +101,7 @@ VARIANTS = {
     "baseline": {},
     "lex_floor_0.3": {"lex_floor": 0.3},
     "lex_floor_0.5": {"lex_floor": 0.5},
-    "lex_floor_0.5_disavowal": {"lex_floor": 0.5, "disavowal": True},
+    "no_disavowal": {"disavowal": False},
 }
 
 
