@@ -332,6 +332,42 @@ def test_homophone_swaps_of_shi_and_zai_still_count(matcher: LexiconMatcher) -> 
     assert _evidence(matcher, "你这个已经是刑是案件了，要抓人的").get("P03")
 
 
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        # P05: the bank's approval taken over by the agent or by "the company".
+        ("P05", "停息挂账我这儿就能办，不用你去银行。"),
+        ("P05", "你那个分期我已经帮你办好了，不用等银行审核。"),
+        ("P05", "经我方研究决定，对您的逾期利息及违约金予以全额减免。"),
+        ("P05", "我们现在搞活动，还本金送全部利息减免。"),
+        ("P05", "本人可代表银行向您承诺，结清本金后其余欠款不再追偿。"),
+        # P10: an amount "to me personally", cash or a POS machine brought over, another app.
+        ("P10", "你先转五百给我个人，算是定金。"),
+        ("P10", "请将还款金额汇入以下个人账户。"),
+        ("P10", "你明天在楼下等我，我带POS机过去刷。"),
+        ("P10", "你下载个钉钉，我们在上面沟通。"),
+        # P03: custody in slang.
+        ("P03", "再拖两天，你就得戴上银手镯了。"),
+        ("P03", "别等到局子里的人请你喝茶才后悔。"),
+    ],
+)
+def test_concept_frames_of_round_6(matcher: LexiconMatcher, rule: str, text: str) -> None:
+    assert _evidence(matcher, text).get(rule), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "分期能不能批不是我说了算，要看银行审批。",
+        "减免的事不是我做主，得银行来定。",
+        "利息的事我负责帮您反映给银行。",
+        "您的分期申请我已经提交了，结果以银行审核为准。",
+    ],
+)
+def test_the_agent_deferring_to_the_bank_is_not_p05(matcher: LexiconMatcher, text: str) -> None:
+    assert not _evidence(matcher, text).get("P05"), text
+
+
 def test_customer_saying_police_is_a_complaint_signal_not_impersonation(
     matcher: LexiconMatcher,
 ) -> None:
