@@ -133,7 +133,7 @@ def test_a_reanalysis_does_not_undo_a_review(service: Service, tmp_path: Path) -
 
 
 def test_review_labels_feed_the_trainer(service: Service, tmp_path: Path) -> None:
-    texts = ("你这个老赖，法院马上来抓你", "我要去银保监投诉你")
+    texts = ("你这个老赖，法院马上来抓你", "你们这样搞，我明早就去金融监管局窗口实名投诉你这个工号")
     seed_call(service, "c-1", wav=_wav(tmp_path, "a"), rules=("P02", "P03"), texts=texts)
     settings = service.state.settings
     p02, p03 = finding_ids(service, "c-1")
