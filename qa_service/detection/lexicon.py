@@ -107,6 +107,7 @@ _FUNCTION_CHARS = frozenset("你您我他她它们的了吗呢吧啊")
 # harmless one 204 times (and on its own rule's 92); with this check, the pronoun-only
 # fuzzy check below and heard terms kept off word boundaries: 48 (75).
 _GRAMMAR_CHARS = frozenset("不没这那着把被对了的得地都也就还和跟给过")
+_NOT_CONTENT = _GRAMMAR_CHARS | _FUNCTION_CHARS
 # A sound match whose text is itself an everyday word (jieba frequency at least this: 知道
 # for 直到, 基础 for 寄出, 亿元 for 医院) is that word, not a misheard term; 见面 (2,189)
 # for 减免 and 预期 (1,656) for 逾期, Whisper's typical errors, stay below.
@@ -374,16 +375,13 @@ class LexiconMatcher:
     def _grade(form: _Form, window: str, tokens: list[str], fuzzy: list[str]) -> str | None:
         if "#" in tokens:
             return None
-        if any(
-            a != b and a in _GRAMMAR_CHARS and b not in _GRAMMAR_CHARS | _FUNCTION_CHARS
-            for a, b in zip(window, form.key, strict=True)
-        ):
+        pairs = list(zip(window, form.key, strict=True))
+        if any(a != b and a in _GRAMMAR_CHARS and b not in _NOT_CONTENT for a, b in pairs):
             return None  # a grammatical word where the term has a content syllable
         if tuple(tokens) in form.readings:
             return "pinyin"
-        differing = sum(a != b for a, b in zip(window, form.key, strict=True))
-        shared = [a for a, b in zip(window, form.key, strict=True) if a == b]
-        if all(a in _FUNCTION_CHARS for a in shared):
+        differing = sum(a != b for a, b in pairs)
+        if all(a in _FUNCTION_CHARS for a, b in pairs if a == b):
             # A fuzzy rhyme sharing no character, or only a pronoun (核实你 for 呼死你), is
             # mostly another word.
             return None
