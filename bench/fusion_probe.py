@@ -80,6 +80,7 @@ def probe(detector, line) -> dict:
         "segments": len(scan_segments(line.text)),
         "found": found,
         "disavowal": detector._disavowal(turns[2]),
+        "withdrawn": sorted(detector._withdrawn(turns[2])),
         "rules": rules,
     }
 

@@ -39,6 +39,7 @@ def decide(row: dict, variant: dict) -> list[str]:
         thr = e["thr"] + variant.get("thr_shift", {}).get(rule, variant.get("thr_all", 0.0))
         # The detector treats a disavowal as a denial; a variant may switch that off.
         relayed = bool(variant.get("disavowal", True) and row.get("disavowal") and rule[0] == "P")
+        relayed = relayed or rule in row.get("withdrawn", ())
         denied = bool(e["neg"]) or relayed
         how = fusion_decision(
             e["prob"],

@@ -79,13 +79,16 @@ class ConductLexicon:
     # An agent relaying someone else's improper words or deeds and disowning them at once.
     hearsay: tuple[str, ...] = ()
     disown: tuple[str, ...] = ()
+    # A customer's signal withdrawn in the same turn (hardship over, "not complaining").
+    withdrawn: dict[str, tuple[str, ...]] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> ConductLexicon:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        r01, r03, r04, p06, disavowal = (
-            raw.get(k, {}) for k in ("R01", "R03", "R04", "P06_third_party", "disavowal")
+        r01, r03, r04, p06, disavowal, withdrawn = (
+            raw.get(k, {})
+            for k in ("R01", "R03", "R04", "P06_third_party", "disavowal", "withdrawn")
         )
         return cls(
             opening_window_s=float(r01.get("window_s", 30)),
@@ -100,6 +103,11 @@ class ConductLexicon:
             safe_third_party=tuple(p06.get("safe", ())),
             hearsay=tuple(disavowal.get("hearsay", ())),
             disown=tuple(disavowal.get("disown", ())),
+            withdrawn={
+                rule: tuple(cues)
+                for rule, cues in withdrawn.items()
+                if rule.startswith("C") and isinstance(cues, list)
+            },
             why={
                 k: str(raw.get(k, {}).get("why", ""))
                 for k in ("R01", "R03", "R04", "P06_third_party")
@@ -348,6 +356,16 @@ class Detector:
             and bool(_has_any(u.text, c.disown))
         )
 
+    def _withdrawn(self, u: Utterance) -> frozenset[str]:
+        """The customer signals this customer turn takes back as it says them: hardship
+        that is over with the money ready ("住院那几天手机关机了，现在出院了，钱也准备好了"),
+        a complaint disowned or aimed elsewhere ("我之前投诉的是另一家银行")."""
+        if u.speaker is not Speaker.CUSTOMER:
+            return frozenset()
+        return frozenset(
+            rule for rule, cues in self.conduct.withdrawn.items() if _has_any(u.text, cues)
+        )
+
     def _semantic_findings(
         self, ev: UtteranceEvidence, third_party: bool, *, scripted: bool
     ) -> list[Finding]:
@@ -368,6 +386,7 @@ class Detector:
         if not segments:
             return out
         disowned = self._disavowal(u)
+        withdrawn = self._withdrawn(u)
         for rule in self._allowed(u.speaker):
             if rule == "C02" and not third_party:
                 continue
@@ -397,7 +416,8 @@ class Detector:
             # denial as the thing denied, and so does the example similarity (a sentence
             # vector hardly sees 不会): an example no longer fires alone, it only adds its
             # evidence to the fusion.
-            relayed = disowned and rule.startswith("P")
+            # A customer who takes the signal back in the same breath is treated alike.
+            relayed = (disowned and rule.startswith("P")) or rule in withdrawn
             denied = bool(neg) or relayed
             how = fusion_decision(
                 prob,

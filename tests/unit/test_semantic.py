@@ -271,3 +271,36 @@ def test_a_lexicon_hit_the_fusion_strongly_doubts_does_not_fire_alone(
     loose = _detector(lexicon, classifier, encoder)
     loose.params = replace(loose.params, lexicon_alone_floor=0.0)
     assert "P10" in {f.rule for f in loose.detect(call, DEBTOR)}
+
+
+def test_a_customer_who_takes_the_signal_back_raises_none(detector: Detector) -> None:
+    # Hardship that is over, with the money ready, and a complaint aimed elsewhere are
+    # explanations, not signals; the same words without the retraction still are.
+    for line, rule in (
+        ("我上周住院了，手机一直关机，现在出院了，钱也准备好了，今天就还。", "C03"),
+        ("我之前投诉的是另一家银行，跟你们没关系，你们态度挺好的。", "C01"),
+    ):
+        call = _call((A, OPENING), (C, line), (A, CLOSING))
+        found = {f.rule for f in detector.detect(call, DEBTOR)}
+        assert rule not in found, (line, found)
+    for line, rule in (
+        ("我上周住院了，花光了积蓄，现在一分钱都拿不出来。", "C03"),
+        ("你们天天这样打，我要去银保监会投诉你们。", "C01"),
+    ):
+        call = _call((A, OPENING), (C, line), (A, CLOSING))
+        assert rule in {f.rule for f in detector.detect(call, DEBTOR)}, line
+
+
+@pytest.mark.parametrize(
+    ("text", "withdrawn"),
+    [
+        ("我妈住院那阵子花了点钱，不过都过去了，这个月能还清。", {"C03"}),
+        ("我不投诉也不举报，你们按正常流程来就行。", {"C01"}),
+        # "not found a new job" is hardship, not its end.
+        ("厂子关门了，我到现在都没找到新工作，家里老小等着吃饭。", set()),
+        ("我要投诉你们，你们这是骚扰。", set()),
+    ],
+)
+def test_withdrawn_cues(detector: Detector, text: str, withdrawn: set[str]) -> None:
+    assert set(detector._withdrawn(Utterance(C, 0.0, 4.0, text))) == withdrawn
+    assert detector._withdrawn(Utterance(A, 0.0, 4.0, text)) == frozenset()
