@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from qa_service.detection.lexicon_schema import LexiconHit
+from qa_service.detection.lexicon_schema import LexiconHit, _fail
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
 from qa_service.text.clauses import Segment, scan_segments
 
@@ -103,16 +103,35 @@ class ConductLexicon:
             safe_third_party=tuple(p06.get("safe", ())),
             hearsay=tuple(disavowal.get("hearsay", ())),
             disown=tuple(disavowal.get("disown", ())),
-            withdrawn={
-                rule: tuple(cues)
-                for rule, cues in withdrawn.items()
-                if rule.startswith("C") and isinstance(cues, list)
-            },
+            withdrawn=_withdrawn_cues(path, withdrawn),
             why={
                 k: str(raw.get(k, {}).get("why", ""))
                 for k in ("R01", "R03", "R04", "P06_third_party")
             },
         )
+
+
+def _withdrawn_cues(path: Path, section: object) -> dict[str, tuple[str, ...]]:
+    """conduct.yaml's ``withdrawn``: per customer rule, the cues that take it back."""
+    if not isinstance(section, dict):
+        raise _fail(
+            path, "withdrawn", "应为“规则: [提示词…]”的映射", "must map rule ids to cue lists"
+        )
+    cues: dict[str, tuple[str, ...]] = {}
+    for rule, listed in section.items():
+        if rule == "why":
+            continue
+        where = f"withdrawn.{rule}"
+        if not str(rule).startswith("C"):
+            raise _fail(
+                path, where, "只有客户信号（C 类）可以撤回", "only customer signals (C rules)"
+            )
+        if not (
+            isinstance(listed, list) and listed and all(isinstance(c, str) and c for c in listed)
+        ):
+            raise _fail(path, where, "应为非空的提示词列表", "must be a non-empty list of cues")
+        cues[str(rule)] = tuple(listed)
+    return cues
 
 
 def _has_any(text: str, cues: Sequence[str]) -> list[str]:

@@ -17,6 +17,7 @@ from qa_service.detection.detect import (
 from qa_service.detection.lexicon import LexiconMatcher
 from qa_service.detection.lexicon_schema import load_lexicon
 from qa_service.domain import CallMetadata, Speaker, Utterance
+from qa_service.errors import LexiconError
 
 ROOT = Path(__file__).resolve().parents[2]
 A, C = Speaker.AGENT, Speaker.CUSTOMER
@@ -279,3 +280,21 @@ def test_a_quoted_and_disowned_violation_is_a_disavowal(
     detector: Detector, text: str, relayed: bool
 ) -> None:
     assert detector._disavowal(Utterance(A, 0.0, 4.0, text)) is relayed
+
+
+@pytest.mark.parametrize(
+    ("section", "entry"),
+    [
+        ("withdrawn:\n  C03: 钱准备好了\n", r"withdrawn\.C03"),  # a string, not a list
+        ("withdrawn:\n  P05: [以银行审批为准]\n", r"withdrawn\.P05"),  # an agent rule
+        ("withdrawn: [钱准备好了]\n", r"withdrawn"),
+    ],
+)
+def test_a_malformed_withdrawn_section_names_its_entry(
+    tmp_path: Path, section: str, entry: str
+) -> None:
+    path = tmp_path / "conduct.yaml"
+    text = (ROOT / "lexicons" / "conduct.yaml").read_text(encoding="utf-8")
+    path.write_text(text.split("\nwithdrawn:")[0] + "\n" + section, encoding="utf-8")
+    with pytest.raises(LexiconError, match=rf"conduct\.yaml {entry}"):
+        ConductLexicon.load(path)
