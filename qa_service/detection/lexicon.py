@@ -601,17 +601,30 @@ class LexiconMatcher:
     def _finish(doc: _Text, hits: list[tuple[LexiconEntry, LexiconHit]]) -> list[LexiconHit]:
         # Exceptions that are not themselves negated cancel their rule within the sentence
         # (别走银行官方渠道 does not excuse what follows it).
-        excused: dict[tuple[str, int], str] = {}
+        excused: dict[tuple[str, int], tuple[str, int]] = {}
         spans: list[tuple[str, int, int]] = []
+        # An exception only heard (a sound-alike) inside the rule's own unnegatable wording
+        # is part of that wording, not an excuse: 不用银行批 is an approval bypassed, whatever
+        # 要银行批 sounds like.
+        claimed = [
+            (h.rule, h.start, h.end)
+            for e, h in hits
+            if not e.exception and not e.negatable and not h.negated
+        ]
         # Longest first, so 官方渠道 inside a negated 银行官方渠道 does not excuse on its own.
         for entry, hit in sorted(hits, key=lambda eh: eh[1].start - eh[1].end):
-            if not entry.exception or any(
-                r == entry.rule and s < hit.end and hit.start < e for r, s, e in spans
-            ):
+            if not entry.exception:
+                continue
+            if any(r == entry.rule and s < hit.end and hit.start < e for r, s, e in spans):
+                continue
+            inside = any(r == entry.rule and s <= hit.start and hit.end <= e for r, s, e in claimed)
+            if inside and hit.via != "chars":
                 continue
             spans.append((entry.rule, hit.start, hit.end))
             if not hit.negated:
-                excused.setdefault((entry.rule, doc.sentence_of(hit.start)), hit.matched_text)
+                excused.setdefault(
+                    (entry.rule, doc.sentence_of(hit.start)), (hit.matched_text, hit.end)
+                )
         kept: list[LexiconHit] = []
         ranked = sorted(
             (h for e, h in hits if not e.exception),
@@ -626,11 +639,21 @@ class LexiconMatcher:
                 for k in kept
             ):
                 continue  # one hit per stretch of text per entry: the strongest
-            phrase = excused.get((hit.rule, doc.sentence_of(hit.start)))
-            if phrase and not hit.negated:
-                hit = replace(hit, negated=True, negated_by=phrase)
+            excuse = excused.get((hit.rule, doc.sentence_of(hit.start)))
+            if excuse and not hit.negated and not _turned_against(doc.text, excuse[1], hit.start):
+                hit = replace(hit, negated=True, negated_by=excuse[0])
             kept.append(hit)
         return sorted(kept, key=lambda h: (h.start, h.end, h.rule, h.entry_id))
+
+
+# After the compliant wording, the agent turns against it: 官方渠道比较慢，所以你打到我个人
+# 卡上 / 一般要银行审批，不过我这边可以直接给你免 — the exception no longer covers what follows.
+_CONTRAST = ("所以", "但是", "不过", "可是", "不如", "干脆")
+
+
+def _turned_against(text: str, excuse_end: int, hit_start: int) -> bool:
+    """A contrast or consequence word between an exception and a later hit."""
+    return hit_start > excuse_end and any(c in text[excuse_end:hit_start] for c in _CONTRAST)
 
 
 def _clause_after(text: str, start: int) -> str:

@@ -261,6 +261,43 @@ def test_a_negated_exception_excuses_nothing(matcher: LexiconMatcher) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "rule", "excused"),
+    [
+        # The compliant wording, then a turn against it: the excuse does not carry over.
+        ("官方渠道到账比较慢，所以你直接打到我个人卡上。", "P10", False),
+        ("原则上以银行审批为准，不过我这边可以直接帮你把利息免了。", "P05", False),
+        # Without the turn, the excuse stands for the whole sentence.
+        ("请走官方渠道还款，不要相信任何让你转到个人账户的说法。", "P10", True),
+        ("我帮你申请把利息免了，具体以银行审批为准。", "P05", True),
+    ],
+)
+def test_an_exception_the_agent_turns_against_excuses_nothing_after_the_turn(
+    matcher: LexiconMatcher, text: str, rule: str, excused: bool
+) -> None:
+    hits = [h for h in matcher.match(text) if h.rule == rule]
+    assert hits
+    assert all(h.negated for h in hits) is excused
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我这边偷偷给你办个免息分期，不用银行批。",  # 用银行批 sounds like the excuse 要银行批
+        "分期每月五百给你定了，无需另行审批。",  # the bypass, formal, after the offer
+    ],
+)
+def test_an_approval_said_to_be_unnecessary_is_a_bypass_not_an_excuse(
+    matcher: LexiconMatcher, text: str
+) -> None:
+    assert "P05" in _evidence(matcher, text)
+
+
+def test_formal_transfer_verbs_reach_a_personal_account(matcher: LexiconMatcher) -> None:
+    assert "P10" in _evidence(matcher, "请您将本期欠款汇至以下个人账户，户名王某。")
+    assert "P10" not in _evidence(matcher, "请您将本期欠款汇至您本人的信用卡还款账户。")
+
+
+@pytest.mark.parametrize(
     ("text", "rule"),
     [
         ("我们马上门口见。", "P01"),  # 上门 across 马上|门口
