@@ -617,8 +617,9 @@ class LexiconMatcher:
                 continue
             if any(r == entry.rule and s < hit.end and hit.start < e for r, s, e in spans):
                 continue
-            inside = any(r == entry.rule and s <= hit.start and hit.end <= e for r, s, e in claimed)
-            if inside and hit.via != "chars":
+            if hit.via != "chars" and any(
+                r == entry.rule and s <= hit.start and hit.end <= e for r, s, e in claimed
+            ):
                 continue
             spans.append((entry.rule, hit.start, hit.end))
             if not hit.negated:
