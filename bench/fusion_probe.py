@@ -55,6 +55,7 @@ def probe(detector, line) -> dict:
             "sim": sim,
             "fires": bool(fires),
             "neg": neg,
+            "excused": rule in ev.excused,
             "prob": head.fusion.probability(rule, lex, max(clf), max(enc), sim, neg),
             "thr": head.fusion.threshold[rule],
         }

@@ -40,7 +40,8 @@ def decide(row: dict, variant: dict) -> list[str]:
         # The detector treats a disavowal as a denial; a variant may switch that off.
         relayed = bool(variant.get("disavowal", True) and row.get("disavowal") and rule[0] == "P")
         relayed = relayed or rule in row.get("withdrawn", ())
-        denied = bool(e["neg"]) or relayed
+        excused = bool(e.get("excused"))
+        denied = (bool(e["neg"]) and not excused) or relayed
         how = fusion_decision(
             e["prob"],
             min(thr, 0.995),
@@ -49,6 +50,7 @@ def decide(row: dict, variant: dict) -> list[str]:
             denied=denied,
             relayed=relayed,
             params=params,
+            excused=excused,
         )
         if how is not None:
             out.append((rule, e["prob"], how))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from qa_service.detection.lexicon_schema import LexiconHit, _fail
+from qa_service.detection.lexicon_schema import HitKind, LexiconHit, _fail
 from qa_service.domain import CallMetadata, Finding, Speaker, Utterance
 from qa_service.text.clauses import Segment, scan_segments
 
@@ -57,6 +57,11 @@ class FusionParams:
     secondary_rule: float = 0.9
     # Where the lexicon found the rule's words only negated, the models need this.
     denied_rule: float = 0.98
+    # Where it found only the rule's compliant wording stated (请通过手机银行还款，不要转给
+    # 任何个人), this: the models read such a line as the thing it rules out. In the
+    # written training lines, 6 of 625 P10 lines and 509 harmless ones state a P10 or P05
+    # exception.
+    excused_rule: float = 0.9
     # Weak-evidence marks for the review queue.
     weak_confidence: float = 0.7  # a fused confidence under this is weak
     low_asr_logprob: float = -0.9  # Whisper's mean token log-probability under this
@@ -157,6 +162,9 @@ class UtteranceEvidence:
     denied: dict[str, float]  # rule -> weight of its only-denied words (lexicon_evidence)
     scores: dict[str, float]  # rule -> classifier probability (whole turn or best segment)
     segments: tuple[SegmentEvidence, ...] = ()
+    # Rules whose only denial is their compliant wording stated (an exception with none
+    # of the rule's words): the fusion weighs it, but it does not raise the bar.
+    excused: frozenset[str] = frozenset()
 
 
 def lexicon_evidence(hits: Sequence[LexiconHit]) -> tuple[dict[str, float], dict[str, float]]:
@@ -170,6 +178,23 @@ def lexicon_evidence(hits: Sequence[LexiconHit]) -> tuple[dict[str, float], dict
         into[h.rule] = max(into.get(h.rule, 0.0), h.weight)
     denied = {rule: w for rule, w in cancelled.items() if rule not in standing}
     return standing, denied
+
+
+def _utterance_evidence(
+    index: int,
+    u: Utterance,
+    lexicon: tuple[dict[str, list[LexiconHit]], dict[str, float], frozenset[str]],
+    scores: dict[str, float],
+    segments: tuple[SegmentEvidence, ...] = (),
+) -> UtteranceEvidence:
+    hits, denied, excused = lexicon
+    return UtteranceEvidence(index, u, hits, denied, scores, segments, excused)
+
+
+def excused_only(hits: Sequence[LexiconHit]) -> frozenset[str]:
+    """Rules denied only by their compliant wording stated (hits of kind EXCEPTION)."""
+    by_words = {h.rule for h in hits if h.kind is not HitKind.EXCEPTION}
+    return frozenset(h.rule for h in hits if h.kind is HitKind.EXCEPTION) - by_words
 
 
 class Detector:
@@ -222,7 +247,7 @@ class Detector:
         if self.semantic is None:
             probs = self._classify([(u.speaker.value, u.text) for u in utterances])
             return [
-                UtteranceEvidence(i, u, *self._lexicon(u.text), scores=p)
+                _utterance_evidence(i, u, self._lexicon(u.text), p)
                 for i, (u, p) in enumerate(zip(utterances, probs, strict=True))
             ]
         segments = [scan_segments(u.text) for u in utterances]
@@ -243,9 +268,7 @@ class Detector:
             k += len(seg_ev)
             # The turn's score is its best segment's, as the fusion reads it.
             scores = {r: max(e.scores.get(r, 0.0) for e in seg_ev) for r in seg_ev[0].scores}
-            out.append(
-                UtteranceEvidence(i, u, *self._lexicon(u.text), scores=scores, segments=seg_ev)
-            )
+            out.append(_utterance_evidence(i, u, self._lexicon(u.text), scores, seg_ev))
         return out
 
     def _classify(self, items: list[tuple[str, str]]) -> list[dict[str, float]]:
@@ -256,14 +279,17 @@ class Detector:
         by_item = dict(zip(unique, self.classifier.predict(unique), strict=True))
         return [dict(by_item[item]) for item in items]
 
-    def _lexicon(self, text: str) -> tuple[dict[str, list[LexiconHit]], dict[str, float]]:
-        """Standing hits by rule, and the rules whose words were only denied."""
+    def _lexicon(
+        self, text: str
+    ) -> tuple[dict[str, list[LexiconHit]], dict[str, float], frozenset[str]]:
+        """Standing hits by rule, the rules whose words were only denied, and those of them
+        denied only by their compliant wording stated."""
         matched = self.matcher.match(text)
         hits: dict[str, list[LexiconHit]] = {}
         for hit in matched:
             if not hit.negated:
                 hits.setdefault(hit.rule, []).append(hit)
-        return hits, lexicon_evidence(matched)[1]
+        return hits, lexicon_evidence(matched)[1], excused_only(matched)
 
     def _allowed(self, speaker: Speaker) -> tuple[str, ...]:
         if speaker is Speaker.AGENT:
@@ -437,7 +463,8 @@ class Detector:
             # evidence to the fusion.
             # A customer who takes the signal back in the same breath is treated alike.
             relayed = (disowned and rule.startswith("P")) or rule in withdrawn
-            denied = bool(neg) or relayed
+            excused = rule in ev.excused
+            denied = (bool(neg) and not excused) or relayed
             how = fusion_decision(
                 prob,
                 head.fusion.threshold[rule],
@@ -446,6 +473,7 @@ class Detector:
                 denied=denied,
                 relayed=relayed,
                 params=self.params,
+                excused=excused,
             )
             if how is None:
                 continue
@@ -673,6 +701,7 @@ def fusion_decision(
     denied: bool,
     relayed: bool,
     params: FusionParams,
+    excused: bool = False,
 ) -> str | None:
     """How one rule fires on one turn with the sentence encoder — ``"fusion"`` (the fused
     probability reaches the rule's threshold), ``"lexicon"`` (a strong hit the fusion does
@@ -680,10 +709,13 @@ def fusion_decision(
 
     ``denied``: the rule's words were negated or relayed-and-disowned, so the fusion needs
     ``denied_rule`` and an example no longer fires alone; ``relayed``: disowned words never
-    fire from the lexicon alone. Shared with ``bench/fusion_simulate.py``.
+    fire from the lexicon alone; ``excused``: only the rule's compliant wording was stated,
+    so the fusion needs ``excused_rule``. Shared with ``bench/fusion_simulate.py``.
     """
     if denied:
         threshold = max(threshold, params.denied_rule)
+    elif excused:
+        threshold = max(threshold, params.excused_rule)
     lexicon_alone = (
         lex >= params.lexicon_alone and prob >= params.lexicon_alone_floor and not relayed
     )

@@ -603,6 +603,7 @@ class LexiconMatcher:
         # (别走银行官方渠道 does not excuse what follows it).
         excused: dict[tuple[str, int], tuple[str, int]] = {}
         spans: list[tuple[str, int, int]] = []
+        stated: list[LexiconHit] = []  # exceptions said and not negated
         # An exception only heard (a sound-alike) inside the rule's own unnegatable wording
         # is part of that wording, not an excuse: 不用银行批 is an approval bypassed, whatever
         # 要银行批 sounds like.
@@ -626,6 +627,7 @@ class LexiconMatcher:
                 excused.setdefault(
                     (entry.rule, doc.sentence_of(hit.start)), (hit.matched_text, hit.end)
                 )
+                stated.append(hit)
         kept: list[LexiconHit] = []
         ranked = sorted(
             (h for e, h in hits if not e.exception),
@@ -644,11 +646,34 @@ class LexiconMatcher:
             if excuse and not hit.negated and not _turned_against(doc.text, excuse[1], hit.start):
                 hit = replace(hit, negated=True, negated_by=excuse[0])
             kept.append(hit)
+        # The compliant wording stated where none of the rule's words are (请通过手机银行
+        # 还款, 以银行审批为准) is evidence too: the statistical models read such a line as
+        # the thing it rules out. It comes back as a negated hit of kind EXCEPTION, one
+        # per rule, unless the agent turns against it later in the turn (官方渠道太慢，
+        # 所以…).
+        ruled = {h.rule for h in kept}
+        for hit in sorted(stated, key=lambda h: h.start):
+            if hit.rule in ruled or _turned_against(doc.text, hit.end, len(doc.text)):
+                continue
+            ruled.add(hit.rule)
+            kept.append(
+                replace(
+                    hit,
+                    kind=HitKind.EXCEPTION,
+                    weight=EXCEPTION_WEIGHT,
+                    negated=True,
+                    negated_by=hit.matched_text,
+                )
+            )
         return sorted(kept, key=lambda h: (h.start, h.end, h.rule, h.entry_id))
 
 
 # After the compliant wording, the agent turns against it: 官方渠道比较慢，所以你打到我个人
 # 卡上 / 一般要银行审批，不过我这边可以直接给你免 — the exception no longer covers what follows.
+# The weight of a stated exception as denial evidence, below a denied term's (which is
+# the entry's weight): it says what the agent does right, not what was ruled out.
+EXCEPTION_WEIGHT = 0.5
+
 _CONTRAST = ("所以", "但是", "不过", "可是", "不如", "干脆")
 
 

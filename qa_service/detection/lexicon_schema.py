@@ -127,6 +127,7 @@ class HitKind(StrEnum):
     TERM = "term"  # the term's own characters
     PINYIN = "pinyin"  # a term heard as a homophone
     PROXIMITY = "proximity"  # all slots of a pattern close together
+    EXCEPTION = "exception"  # the rule's compliant wording, with none of its words to excuse
 
 
 @dataclass(frozen=True)

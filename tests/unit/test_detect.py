@@ -263,6 +263,32 @@ def test_fusion_decision(
 
 
 @pytest.mark.parametrize(
+    ("prob", "example", "expected"),
+    [
+        (0.85, False, None),  # the compliant wording stated raises the bar to excused_rule
+        (0.92, False, "fusion"),
+        (0.60, True, "similarity"),  # ... but an example still fires (no words were denied)
+    ],
+)
+def test_a_stated_exception_raises_the_models_bar_less_than_a_denial(
+    prob: float, example: bool, expected: str | None
+) -> None:
+    params = FusionParams()
+    how = fusion_decision(
+        prob,
+        0.7,
+        0.0,
+        example=example,
+        denied=False,
+        relayed=False,
+        params=params,
+        excused=True,
+    )
+    assert how == expected
+    assert params.excused_rule < params.denied_rule
+
+
+@pytest.mark.parametrize(
     ("text", "relayed"),
     [
         # The customer's own words or fears quoted back and disowned.

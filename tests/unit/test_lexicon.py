@@ -280,6 +280,47 @@ def test_an_exception_the_agent_turns_against_excuses_nothing_after_the_turn(
 
 
 @pytest.mark.parametrize(
+    ("text", "rule", "stated"),
+    [
+        # The compliant wording alone: a denial for the fusion, one hit per rule.
+        ("请通过手机银行还款，不要转账给任何个人。", "P10", "手机银行"),
+        ("减免需要以银行审批为准，您先还最低还款额。", "P05", "以银行审批为准"),
+        # Turned against later in the turn, or negated: no evidence of compliance.
+        ("官方渠道到账太慢了，所以这次你直接扫码给我。", "P10", None),
+        ("你别走银行官方渠道了。", "P10", None),
+    ],
+)
+def test_a_stated_exception_is_returned_as_denial_evidence(
+    matcher: LexiconMatcher, text: str, rule: str, stated: str | None
+) -> None:
+    from qa_service.detection.detect import excused_only, lexicon_evidence
+    from qa_service.detection.lexicon import EXCEPTION_WEIGHT
+
+    hits = matcher.match(text)
+    found = [h for h in hits if h.rule == rule and h.kind is HitKind.EXCEPTION]
+    if stated is None:
+        assert not found
+        return
+    assert [(h.matched_text, h.negated, h.weight) for h in found] == [
+        (stated, True, EXCEPTION_WEIGHT)
+    ]
+    assert lexicon_evidence(hits)[1][rule] == EXCEPTION_WEIGHT
+    assert rule in excused_only(hits)
+
+
+def test_an_exception_that_cancels_the_rules_words_adds_no_second_hit(
+    matcher: LexiconMatcher,
+) -> None:
+    from qa_service.detection.detect import excused_only
+
+    hits = [
+        h for h in matcher.match("我帮你申请把利息免了，具体以银行审批为准。") if h.rule == "P05"
+    ]
+    assert hits and all(h.negated and h.kind is not HitKind.EXCEPTION for h in hits)
+    assert "P05" not in excused_only(hits)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "我这边偷偷给你办个免息分期，不用银行批。",  # 用银行批 sounds like the excuse 要银行批
