@@ -59,8 +59,8 @@ class FusionParams:
     denied_rule: float = 0.98
     # Where it found only the rule's compliant wording stated (请通过手机银行还款，不要转给
     # 任何个人), this: the models read such a line as the thing it rules out. In the
-    # written training lines, 6 of 625 P10 lines and 509 harmless ones state a P10 or P05
-    # exception.
+    # round 1-9 written lines, 12 of 1,281 P05/P10 violations state such an exception,
+    # against 509 lines without that rule's label.
     excused_rule: float = 0.9
     # Weak-evidence marks for the review queue.
     weak_confidence: float = 0.7  # a fused confidence under this is weak
@@ -163,7 +163,7 @@ class UtteranceEvidence:
     scores: dict[str, float]  # rule -> classifier probability (whole turn or best segment)
     segments: tuple[SegmentEvidence, ...] = ()
     # Rules whose only denial is their compliant wording stated (an exception with none
-    # of the rule's words): the fusion weighs it, but it does not raise the bar.
+    # of the rule's words): the models alone need excused_rule, not denied_rule.
     excused: frozenset[str] = frozenset()
 
 
@@ -178,17 +178,6 @@ def lexicon_evidence(hits: Sequence[LexiconHit]) -> tuple[dict[str, float], dict
         into[h.rule] = max(into.get(h.rule, 0.0), h.weight)
     denied = {rule: w for rule, w in cancelled.items() if rule not in standing}
     return standing, denied
-
-
-def _utterance_evidence(
-    index: int,
-    u: Utterance,
-    lexicon: tuple[dict[str, list[LexiconHit]], dict[str, float], frozenset[str]],
-    scores: dict[str, float],
-    segments: tuple[SegmentEvidence, ...] = (),
-) -> UtteranceEvidence:
-    hits, denied, excused = lexicon
-    return UtteranceEvidence(index, u, hits, denied, scores, segments, excused)
 
 
 def excused_only(hits: Sequence[LexiconHit]) -> frozenset[str]:
@@ -247,7 +236,7 @@ class Detector:
         if self.semantic is None:
             probs = self._classify([(u.speaker.value, u.text) for u in utterances])
             return [
-                _utterance_evidence(i, u, self._lexicon(u.text), p)
+                self._turn_evidence(i, u, p)
                 for i, (u, p) in enumerate(zip(utterances, probs, strict=True))
             ]
         segments = [scan_segments(u.text) for u in utterances]
@@ -268,7 +257,7 @@ class Detector:
             k += len(seg_ev)
             # The turn's score is its best segment's, as the fusion reads it.
             scores = {r: max(e.scores.get(r, 0.0) for e in seg_ev) for r in seg_ev[0].scores}
-            out.append(_utterance_evidence(i, u, self._lexicon(u.text), scores, seg_ev))
+            out.append(self._turn_evidence(i, u, scores, seg_ev))
         return out
 
     def _classify(self, items: list[tuple[str, str]]) -> list[dict[str, float]]:
@@ -279,17 +268,24 @@ class Detector:
         by_item = dict(zip(unique, self.classifier.predict(unique), strict=True))
         return [dict(by_item[item]) for item in items]
 
-    def _lexicon(
-        self, text: str
-    ) -> tuple[dict[str, list[LexiconHit]], dict[str, float], frozenset[str]]:
-        """Standing hits by rule, the rules whose words were only denied, and those of them
-        denied only by their compliant wording stated."""
-        matched = self.matcher.match(text)
+    def _turn_evidence(
+        self,
+        index: int,
+        u: Utterance,
+        scores: dict[str, float],
+        segments: tuple[SegmentEvidence, ...] = (),
+    ) -> UtteranceEvidence:
+        """The turn's evidence with the lexicon's: standing hits by rule, the rules whose
+        words were only denied, and those denied only by their compliant wording."""
+        matched = self.matcher.match(u.text)
         hits: dict[str, list[LexiconHit]] = {}
         for hit in matched:
             if not hit.negated:
                 hits.setdefault(hit.rule, []).append(hit)
-        return hits, lexicon_evidence(matched)[1], excused_only(matched)
+        denied = lexicon_evidence(matched)[1]
+        return UtteranceEvidence(
+            index, u, hits, denied, scores, segments, excused=excused_only(matched)
+        )
 
     def _allowed(self, speaker: Speaker) -> tuple[str, ...]:
         if speaker is Speaker.AGENT:

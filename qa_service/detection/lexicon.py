@@ -601,9 +601,9 @@ class LexiconMatcher:
     def _finish(doc: _Text, hits: list[tuple[LexiconEntry, LexiconHit]]) -> list[LexiconHit]:
         # Exceptions that are not themselves negated cancel their rule within the sentence
         # (别走银行官方渠道 does not excuse what follows it).
-        excused: dict[tuple[str, int], tuple[str, int]] = {}
+        excused: dict[tuple[str, int], LexiconHit] = {}  # (rule, sentence) -> exception
         spans: list[tuple[str, int, int]] = []
-        stated: list[LexiconHit] = []  # exceptions said and not negated
+        stated: list[LexiconHit] = []  # every exception said and not negated
         # An exception only heard (a sound-alike) inside the rule's own unnegatable wording
         # is part of that wording, not an excuse: 不用银行批 is an approval bypassed, whatever
         # 要银行批 sounds like.
@@ -624,9 +624,7 @@ class LexiconMatcher:
                 continue
             spans.append((entry.rule, hit.start, hit.end))
             if not hit.negated:
-                excused.setdefault(
-                    (entry.rule, doc.sentence_of(hit.start)), (hit.matched_text, hit.end)
-                )
+                excused.setdefault((entry.rule, doc.sentence_of(hit.start)), hit)
                 stated.append(hit)
         kept: list[LexiconHit] = []
         ranked = sorted(
@@ -643,8 +641,8 @@ class LexiconMatcher:
             ):
                 continue  # one hit per stretch of text per entry: the strongest
             excuse = excused.get((hit.rule, doc.sentence_of(hit.start)))
-            if excuse and not hit.negated and not _turned_against(doc.text, excuse[1], hit.start):
-                hit = replace(hit, negated=True, negated_by=excuse[0])
+            if excuse and not hit.negated and not _turned_against(doc.text, excuse.end, hit.start):
+                hit = replace(hit, negated=True, negated_by=excuse.matched_text)
             kept.append(hit)
         # The compliant wording stated where none of the rule's words are (请通过手机银行
         # 还款, 以银行审批为准) is evidence too: the statistical models read such a line as
@@ -668,12 +666,12 @@ class LexiconMatcher:
         return sorted(kept, key=lambda h: (h.start, h.end, h.rule, h.entry_id))
 
 
-# After the compliant wording, the agent turns against it: 官方渠道比较慢，所以你打到我个人
-# 卡上 / 一般要银行审批，不过我这边可以直接给你免 — the exception no longer covers what follows.
 # The weight of a stated exception as denial evidence, below a denied term's (which is
 # the entry's weight): it says what the agent does right, not what was ruled out.
 EXCEPTION_WEIGHT = 0.5
 
+# After the compliant wording, the agent turns against it: 官方渠道比较慢，所以你打到我个人
+# 卡上 / 一般要银行审批，不过我这边可以直接给你免 — the exception no longer covers what follows.
 _CONTRAST = ("所以", "但是", "不过", "可是", "不如", "干脆")
 
 
