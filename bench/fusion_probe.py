@@ -48,10 +48,17 @@ def probe(detector, line) -> dict:
         sim = max((sim_index.evidence(m) for m in matches if m), default=0.0)
         fires = any(m and sim_index.fires(m) for m in matches)
         neg = ev.denied.get(rule, 0.0)
+        judged = [
+            e
+            for e, s in zip(enc, ev.segments, strict=True)
+            if sum("\u4e00" <= ch <= "\u9fff" for ch in s.segment.text)
+            >= detector.params.classifier_alone_min_chars
+        ]
         rules[rule] = {
             "lex": lex,
             "clf": max(clf),
             "enc": max(enc),
+            "enc_judged": max(judged, default=0.0),  # on clauses long enough to judge alone
             "sim": sim,
             "fires": bool(fires),
             "neg": neg,

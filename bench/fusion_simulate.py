@@ -28,6 +28,8 @@ def decide(row: dict, variant: dict) -> list[str]:
     params = FusionParams()
     if "lex_floor" in variant:
         params = replace(params, lexicon_alone_floor=variant["lex_floor"])
+    if "encoder_alone" in variant:
+        params = replace(params, encoder_alone=variant["encoder_alone"])
     out: list[tuple[str, float, str]] = []
     for rule, e in row["rules"].items():
         if rule == "C02" and not row["third"]:
@@ -51,6 +53,7 @@ def decide(row: dict, variant: dict) -> list[str]:
             relayed=relayed,
             params=params,
             excused=excused,
+            encoder=e.get("enc_judged", 0.0),
         )
         if how is not None:
             out.append((rule, e["prob"], how))
@@ -59,7 +62,7 @@ def decide(row: dict, variant: dict) -> list[str]:
         out = [
             (r, p, h)
             for r, p, h in out
-            if not (h == "fusion" and p < params.secondary_rule and round(p, 3) < top)
+            if not (h in ("fusion", "encoder") and p < params.secondary_rule and round(p, 3) < top)
         ]
     return sorted(r for r, _, _ in out)
 
@@ -102,6 +105,9 @@ def score(rows: list[dict], variant: dict) -> dict:
 
 VARIANTS = {
     "baseline": {},
+    "no_encoder_alone": {"encoder_alone": 1.01},
+    "encoder_alone_0.93": {"encoder_alone": 0.93},
+    "encoder_alone_0.97": {"encoder_alone": 0.97},
     "lex_floor_0.3": {"lex_floor": 0.3},
     "lex_floor_0.5": {"lex_floor": 0.5},
     "no_disavowal": {"disavowal": False},

@@ -62,6 +62,13 @@ class FusionParams:
     # round 1-9 written lines, 12 of 1,281 P05/P10 violations state such an exception,
     # against 509 lines without that rule's label.
     excused_rule: float = 0.9
+    # The sentence encoder alone, on a clause of at least classifier_alone_min_chars, fires
+    # at this calibrated probability even where the fusion stays under the rule's threshold.
+    # The fusion is fitted on written lines whose wording the lexicon mostly knows, so it
+    # learns to wait for the lexicon; on wording nobody wrote a rule for, the encoder is
+    # often the only witness (我倒要看看，上面的人知道你们这么干会怎么处理你: encoder 0.93,
+    # fused 0.65 against C01's 0.87). Measured on seen set M and check set F before use.
+    encoder_alone: float = 0.95
     # Weak-evidence marks for the review queue.
     weak_confidence: float = 0.7  # a fused confidence under this is weak
     low_asr_logprob: float = -0.9  # Whisper's mean token log-probability under this
@@ -458,6 +465,12 @@ class Detector:
             # vector hardly sees 不会): an example no longer fires alone, it only adds its
             # evidence to the fusion.
             # A customer who takes the signal back in the same breath is treated alike.
+            # The encoder alone speaks only for a clause long enough to be a sentence.
+            judged = [
+                e
+                for e, seg in zip(enc, segments, strict=True)
+                if _cjk_count(seg.segment.text) >= self.params.classifier_alone_min_chars
+            ]
             relayed = (disowned and rule.startswith("P")) or rule in withdrawn
             excused = rule in ev.excused
             denied = (bool(neg) and not excused) or relayed
@@ -470,13 +483,14 @@ class Detector:
                 relayed=relayed,
                 params=self.params,
                 excused=excused,
+                encoder=0.0 if scripted else max(judged, default=0.0),
             )
             if how is None:
                 continue
             if denied:
                 example = None  # not the evidence of this finding (see fusion_decision)
             where = self._telling_segment(segments, hits, clf, enc, example)
-            if how == "fusion" and prob < self.params.secondary_rule:
+            if how in ("fusion", "encoder") and prob < self.params.secondary_rule:
                 models_only.append((prob, len(out)))
             out.append(
                 self._segment_finding(
@@ -698,15 +712,20 @@ def fusion_decision(
     relayed: bool,
     params: FusionParams,
     excused: bool = False,
+    encoder: float = 0.0,
 ) -> str | None:
     """How one rule fires on one turn with the sentence encoder — ``"fusion"`` (the fused
     probability reaches the rule's threshold), ``"lexicon"`` (a strong hit the fusion does
-    not strongly doubt), ``"similarity"`` (an example fired) — or None.
+    not strongly doubt), ``"similarity"`` (an example fired), ``"encoder"`` (the sentence
+    encoder alone is sure) — or None.
 
     ``denied``: the rule's words were negated or relayed-and-disowned, so the fusion needs
     ``denied_rule`` and an example no longer fires alone; ``relayed``: disowned words never
     fire from the lexicon alone; ``excused``: only the rule's compliant wording was stated,
-    so the fusion needs ``excused_rule``. Shared with ``bench/fusion_simulate.py``.
+    so the fusion needs ``excused_rule``; ``encoder``: the sentence encoder's calibrated
+    probability on a clause long enough to be judged alone (0 otherwise) — ``"encoder"``
+    when it reaches ``encoder_alone`` on a rule that was neither denied nor excused.
+    Shared with ``bench/fusion_simulate.py``.
     """
     if denied:
         threshold = max(threshold, params.denied_rule)
@@ -721,6 +740,8 @@ def fusion_decision(
         return "lexicon"
     if example and not denied:
         return "similarity"
+    if encoder >= params.encoder_alone and not (denied or excused):
+        return "encoder"
     return None
 
 

@@ -289,6 +289,40 @@ def test_a_stated_exception_raises_the_models_bar_less_than_a_denial(
 
 
 @pytest.mark.parametrize(
+    ("encoder", "denied", "excused", "expected"),
+    [
+        (0.97, False, False, "encoder"),  # the encoder alone is sure of a long enough clause
+        (0.90, False, False, None),  # ... and only then
+        (0.99, True, False, None),  # a denial or a disowned quote is never the encoder's alone
+        (0.99, False, True, None),  # nor is the compliant wording stated
+    ],
+)
+def test_the_encoder_alone_fires_only_when_sure_and_not_denied(
+    encoder: float, denied: bool, excused: bool, expected: str | None
+) -> None:
+    params = FusionParams()
+    how = fusion_decision(
+        0.65,  # the fusion stays under the rule's threshold
+        0.87,
+        0.0,
+        example=False,
+        denied=denied,
+        relayed=False,
+        params=params,
+        excused=excused,
+        encoder=encoder,
+    )
+    assert how == expected
+    # Stronger evidence keeps its own name.
+    assert (
+        fusion_decision(
+            0.9, 0.87, 0.0, example=False, denied=False, relayed=False, params=params, encoder=0.99
+        )
+        == "fusion"
+    )
+
+
+@pytest.mark.parametrize(
     ("text", "relayed"),
     [
         # The customer's own words or fears quoted back and disowned.

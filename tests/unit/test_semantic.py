@@ -46,7 +46,7 @@ def classifier() -> UtteranceClassifier:
     return UtteranceClassifier.load(ROOT / "models" / "classifier", num_threads=1)
 
 
-def _detector(lexicon, classifier, encoder, examples=None) -> Detector:
+def _detector(lexicon, classifier, encoder, examples=None, params=None) -> Detector:
     similarity = SimilarityIndex(
         examples if examples is not None else lexicon.examples, lexicon.counter_examples, encoder
     )
@@ -57,7 +57,7 @@ def _detector(lexicon, classifier, encoder, examples=None) -> Detector:
         LexiconMatcher(lexicon),
         classifier,
         ConductLexicon.load(ROOT / "lexicons" / "conduct.yaml"),
-        FusionParams(),
+        params or FusionParams(),
         semantic,
     )
 
@@ -304,3 +304,21 @@ def test_a_customer_who_takes_the_signal_back_raises_none(detector: Detector) ->
 def test_withdrawn_cues(detector: Detector, text: str, withdrawn: set[str]) -> None:
     assert set(detector._withdrawn(Utterance(C, 0.0, 4.0, text))) == withdrawn
     assert detector._withdrawn(Utterance(A, 0.0, 4.0, text)) == frozenset()
+
+
+def test_the_encoder_alone_speaks_for_wording_no_rule_was_written_for(
+    lexicon, classifier, encoder, detector: Detector
+) -> None:
+    # No lexicon word, no example: the fusion stays under C01's threshold, the encoder is sure.
+    call = _call((A, OPENING), (C, "我会去有关单位把你们的事说清楚。"), (A, CLOSING))
+    found = [f for f in detector.detect(call, DEBTOR) if f.rule == "C01"]
+    assert len(found) == 1
+    finding = found[0]
+    assert finding.evidence["fused"] == "encoder"
+    assert finding.evidence["encoder_score"] >= FusionParams().encoder_alone
+    assert finding.confidence < 0.87  # its confidence stays the fused probability ...
+    assert "model_only" in finding.evidence["weak_evidence"]  # ... and it is marked weak
+    strict = _detector(
+        lexicon, classifier, encoder, params=replace(FusionParams(), encoder_alone=1.01)
+    )
+    assert "C01" not in {f.rule for f in strict.detect(call, DEBTOR)}
