@@ -667,6 +667,9 @@ def test_copula_and_reported_denials_negate() -> None:
         ("P04", "作为本案的代理律师，我通知你尽快处理。"),
         ("P04", "你今天结清，我这边可以把那些不良记录删掉。"),
         ("P04", "我们事务所的律师已经接手你的案子。"),
+        ("P04", "你的信用分我这边都能一键清零。"),
+        ("P04", "你已经被我们报进行业黑名单了。"),
+        ("P03", "我们是政府授权的清收单位，你必须配合。"),
         # P10: someone else's card, red packets.
         ("P10", "钱你转到我们主管的支付宝上就行。"),
         ("P10", "你发红包给我也行，分几次发。"),
@@ -690,6 +693,7 @@ def test_concept_frames_of_round_10(matcher: LexiconMatcher, rule: str, text: st
         ("P03", "我们公司没有执法权限，也不会冒充任何机关。"),
         ("P04", "您问我能不能把逾期记录删掉？这个谁也删不了。"),
         ("P04", "作为持卡人，您有权向征信中心提出异议。"),
+        ("P04", "我们发不了律师函，正式的函件只能由银行出具。"),  # cannot issue: a negation
         ("P10", "不要把钱转到我们主管或者任何人的个人支付宝上。"),
         ("C03", "我的店上个月装修停了几天，现在重新开张了。"),
         ("C01", "你们公司全称是什么？我想在手机银行里核实一下。"),
@@ -699,3 +703,9 @@ def test_round_10_frames_leave_compliant_wording_alone(
     matcher: LexiconMatcher, rule: str, text: str
 ) -> None:
     assert not _evidence(matcher, text).get(rule), text
+
+
+def test_cannot_issue_negates_but_cannot_escape_threatens(matcher: LexiconMatcher) -> None:
+    hits = [h for h in matcher.match("我们发不了律师函。") if h.rule == "P04"]
+    assert hits and all(h.negated and h.negated_by == "发不了" for h in hits)
+    assert _evidence(matcher, "你跑不了坐牢。").get("P03")  # 跑不了 is no negation
