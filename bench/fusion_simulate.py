@@ -44,6 +44,7 @@ def decide(row: dict, variant: dict) -> list[str]:
         relayed = relayed or rule in row.get("withdrawn", ())
         excused = bool(e.get("excused"))
         denied = (bool(e["neg"]) and not excused) or relayed
+        floor = variant.get("lex_floor_rules", {}).get(rule)
         how = fusion_decision(
             e["prob"],
             min(thr, 0.995),
@@ -51,7 +52,7 @@ def decide(row: dict, variant: dict) -> list[str]:
             example=e["fires"],
             denied=denied,
             relayed=relayed,
-            params=params,
+            params=params if floor is None else replace(params, lexicon_alone_floor=floor),
             excused=excused,
             encoder=e.get("enc_judged", 0.0),
         )
@@ -106,6 +107,10 @@ def score(rows: list[dict], variant: dict) -> dict:
 VARIANTS = {
     "baseline": {},
     "no_encoder_alone": {"encoder_alone": 1.01},
+    "lex_floor_0.2": {"lex_floor": 0.2},
+    "c03_floor_0.2": {"lex_floor_rules": {"C03": 0.2}},
+    "c_floor_0.2": {"lex_floor_rules": {"C01": 0.2, "C02": 0.2, "C03": 0.2}},
+    "lex_floor_0.35": {"lex_floor": 0.35},
     "encoder_alone_0.93": {"encoder_alone": 0.93},
     "encoder_alone_0.97": {"encoder_alone": 0.97},
     "lex_floor_0.3": {"lex_floor": 0.3},
