@@ -98,4 +98,4 @@ def test_the_repository_keeps_its_final_blind_set_out_of_training() -> None:
     unseen = trainer.listed_sets(ROOT / "models" / "data", "unseen")
     retired = trainer.listed_sets(ROOT / "models" / "data", "retired")
     assert unseen and not set(unseen) & set(retired)
-    assert ROOT / "tests" / "data" / "blind" / "set_n.jsonl" in unseen
+    assert ROOT / "tests" / "data" / "blind" / "set_o.jsonl" in unseen
