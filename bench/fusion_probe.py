@@ -38,6 +38,7 @@ def probe(detector, line) -> dict:
     evidence = detector._evidence(turns)
     ev = evidence[2]
     head, sim_index = detector.semantic.head, detector.semantic.similarity
+    alone = detector._judged_alone(ev.segments)
     rules = {}
     for rule in detector._allowed(speaker):
         hits = ev.lexicon.get(rule, [])
@@ -48,17 +49,12 @@ def probe(detector, line) -> dict:
         sim = max((sim_index.evidence(m) for m in matches if m), default=0.0)
         fires = any(m and sim_index.fires(m) for m in matches)
         neg = ev.denied.get(rule, 0.0)
-        judged = [
-            e
-            for e, s in zip(enc, ev.segments, strict=True)
-            if sum("\u4e00" <= ch <= "\u9fff" for ch in s.segment.text)
-            >= detector.params.classifier_alone_min_chars
-        ]
         rules[rule] = {
             "lex": lex,
             "clf": max(clf),
             "enc": max(enc),
-            "enc_judged": max(judged, default=0.0),  # on clauses long enough to judge alone
+            # on clauses long enough for the encoder to fire alone (the detector's choice)
+            "enc_judged": max((enc[i] for i in alone), default=0.0),
             "sim": sim,
             "fires": bool(fires),
             "neg": neg,

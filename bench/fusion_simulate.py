@@ -107,16 +107,16 @@ def score(rows: list[dict], variant: dict) -> dict:
 VARIANTS = {
     "baseline": {},
     "no_encoder_alone": {"encoder_alone": 1.01},
-    "lex_floor_0.2": {"lex_floor": 0.2},
-    "c03_floor_0.2": {"lex_floor_rules": {"C03": 0.2}},
-    "p03_p04_floor_0.2": {"lex_floor_rules": {"P03": 0.2, "P04": 0.2}},
-    "p03_p04_floor_0.3": {"lex_floor_rules": {"P03": 0.3, "P04": 0.3}},
-    "c_floor_0.2": {"lex_floor_rules": {"C01": 0.2, "C02": 0.2, "C03": 0.2}},
-    "lex_floor_0.35": {"lex_floor": 0.35},
     "encoder_alone_0.93": {"encoder_alone": 0.93},
     "encoder_alone_0.97": {"encoder_alone": 0.97},
+    "lex_floor_0.2": {"lex_floor": 0.2},
     "lex_floor_0.3": {"lex_floor": 0.3},
+    "lex_floor_0.35": {"lex_floor": 0.35},
     "lex_floor_0.5": {"lex_floor": 0.5},
+    "c03_floor_0.2": {"lex_floor_rules": {"C03": 0.2}},
+    "c_floor_0.2": {"lex_floor_rules": {"C01": 0.2, "C02": 0.2, "C03": 0.2}},
+    "p03_p04_floor_0.2": {"lex_floor_rules": {"P03": 0.2, "P04": 0.2}},
+    "p03_p04_floor_0.3": {"lex_floor_rules": {"P03": 0.3, "P04": 0.3}},
     "no_disavowal": {"disavowal": False},
 }
 

@@ -435,6 +435,9 @@ class Detector:
             return out
         disowned = self._disavowal(u)
         withdrawn = self._withdrawn(u)
+        # The encoder alone speaks only for a clause long enough to be a sentence, never on
+        # the opening script.
+        alone = [] if scripted else self._judged_alone(segments)
         for rule in self._allowed(u.speaker):
             if rule == "C02" and not third_party:
                 continue
@@ -465,12 +468,6 @@ class Detector:
             # vector hardly sees 不会): an example no longer fires alone, it only adds its
             # evidence to the fusion.
             # A customer who takes the signal back in the same breath is treated alike.
-            # The encoder alone speaks only for a clause long enough to be a sentence.
-            judged = [
-                e
-                for e, seg in zip(enc, segments, strict=True)
-                if _cjk_count(seg.segment.text) >= self.params.classifier_alone_min_chars
-            ]
             relayed = (disowned and rule.startswith("P")) or rule in withdrawn
             excused = rule in ev.excused
             denied = (bool(neg) and not excused) or relayed
@@ -483,7 +480,7 @@ class Detector:
                 relayed=relayed,
                 params=self.params,
                 excused=excused,
-                encoder=0.0 if scripted else max(judged, default=0.0),
+                encoder=max((enc[i] for i in alone), default=0.0),
             )
             if how is None:
                 continue
@@ -514,6 +511,14 @@ class Detector:
             drop = {i for prob, i in models_only if round(prob, 3) < top}
             out = [f for i, f in enumerate(out) if i not in drop]
         return out
+
+    def _judged_alone(self, segments: Sequence[SegmentEvidence]) -> list[int]:
+        """Indices of the segments long enough for the encoder to fire on alone."""
+        return [
+            i
+            for i, seg in enumerate(segments)
+            if _cjk_count(seg.segment.text) >= self.params.classifier_alone_min_chars
+        ]
 
     @staticmethod
     def _telling_segment(

@@ -255,11 +255,31 @@ def test_the_identification_script_needs_lexicon_evidence_for_a_prohibition(
 def test_fusion_decision(
     prob: float, lex: float, example: bool, denied: bool, relayed: bool, expected: str | None
 ) -> None:
-    params = FusionParams()
-    how = fusion_decision(
-        prob, 0.7, lex, example=example, denied=denied, relayed=relayed, params=params
+    assert _decide(prob, lex=lex, example=example, denied=denied, relayed=relayed) == expected
+
+
+def _decide(
+    prob: float,
+    threshold: float = 0.7,
+    lex: float = 0.0,
+    *,
+    example: bool = False,
+    denied: bool = False,
+    relayed: bool = False,
+    excused: bool = False,
+    encoder: float = 0.0,
+) -> str | None:
+    return fusion_decision(
+        prob,
+        threshold,
+        lex,
+        example=example,
+        denied=denied,
+        relayed=relayed,
+        params=FusionParams(),
+        excused=excused,
+        encoder=encoder,
     )
-    assert how == expected
 
 
 @pytest.mark.parametrize(
@@ -273,19 +293,8 @@ def test_fusion_decision(
 def test_a_stated_exception_raises_the_models_bar_less_than_a_denial(
     prob: float, example: bool, expected: str | None
 ) -> None:
-    params = FusionParams()
-    how = fusion_decision(
-        prob,
-        0.7,
-        0.0,
-        example=example,
-        denied=False,
-        relayed=False,
-        params=params,
-        excused=True,
-    )
-    assert how == expected
-    assert params.excused_rule < params.denied_rule
+    assert _decide(prob, example=example, excused=True) == expected
+    assert FusionParams().excused_rule < FusionParams().denied_rule
 
 
 @pytest.mark.parametrize(
@@ -300,26 +309,9 @@ def test_a_stated_exception_raises_the_models_bar_less_than_a_denial(
 def test_the_encoder_alone_fires_only_when_sure_and_not_denied(
     encoder: float, denied: bool, excused: bool, expected: str | None
 ) -> None:
-    params = FusionParams()
-    how = fusion_decision(
-        0.65,  # the fusion stays under the rule's threshold
-        0.87,
-        0.0,
-        example=False,
-        denied=denied,
-        relayed=False,
-        params=params,
-        excused=excused,
-        encoder=encoder,
-    )
-    assert how == expected
-    # Stronger evidence keeps its own name.
-    assert (
-        fusion_decision(
-            0.9, 0.87, 0.0, example=False, denied=False, relayed=False, params=params, encoder=0.99
-        )
-        == "fusion"
-    )
+    # The fusion (0.65) stays under the rule's threshold (0.87).
+    assert _decide(0.65, 0.87, denied=denied, excused=excused, encoder=encoder) == expected
+    assert _decide(0.9, 0.87, encoder=0.99) == "fusion"  # stronger evidence keeps its name
 
 
 @pytest.mark.parametrize(

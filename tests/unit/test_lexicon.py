@@ -427,9 +427,35 @@ def test_homophone_swaps_of_shi_and_zai_still_count(matcher: LexiconMatcher) -> 
         # P03: custody in slang.
         ("P03", "再拖两天，你就得戴上银手镯了。"),
         ("P03", "别等到局子里的人请你喝茶才后悔。"),
+        # Round 10:
+        # P01: harm disowned in advance, a scene at the door.
+        ("P01", "到时候我们的人过去，万一起了肢体冲突，那可是后果自负。"),
+        ("P01", "下个月你公司门口可就热闹了。"),
+        # P03: custody and seizure in slang or as a fact.
+        ("P03", "再拖下去，就该戴大檐帽的来找你了。"),
+        ("P03", "你名下那套房子已经被查封了。"),
+        ("P03", "我这边是专案组的，你要配合。"),
+        # P04: speaking as a lawyer; records at the agent's will.
+        ("P04", "作为本案的代理律师，我通知你尽快处理。"),
+        ("P04", "你今天结清，我这边可以把那些不良记录删掉。"),
+        ("P04", "我们事务所的律师已经接手你的案子。"),
+        ("P04", "你的信用分我这边都能一键清零。"),
+        ("P04", "你已经被我们报进行业黑名单了。"),
+        ("P03", "我们是政府授权的清收单位，你必须配合。"),
+        # P10: someone else's card, red packets.
+        ("P10", "钱你转到我们主管的支付宝上就行。"),
+        ("P10", "你发红包给我也行，分几次发。"),
+        # C01: recording handed up, the name written down, taking it upstairs.
+        ("C01", "这通电话我录着音呢，回头交给你们领导听听。"),
+        ("C01", "你是几号我拿笔记一下"),  # as transcribed, without the comma
+        ("C01", "我要找你们总行说说这个事。"),
+        ("C01", "我已经委托律师了，咱们走法律途径。"),
+        # C03: the business folded.
+        ("C03", "我那个饭店年初就黄了，现在一分收入没有。"),
+        ("C03", "本人目前不具备还款能力。"),
     ],
 )
-def test_concept_frames_of_round_6(matcher: LexiconMatcher, rule: str, text: str) -> None:
+def test_concept_frames(matcher: LexiconMatcher, rule: str, text: str) -> None:
     assert _evidence(matcher, text).get(rule), text
 
 
@@ -651,40 +677,6 @@ def test_copula_and_reported_denials_negate() -> None:
     assert "C03" not in standing("我不是没钱，就是一直忘了。")
     # ... but a rhetorical 不是…是什么 / 不是…吗 asserts it.
     assert "C01" in standing("你们一天打我二十个电话，这不是骚扰是什么？")
-
-
-@pytest.mark.parametrize(
-    ("rule", "text"),
-    [
-        # P01: harm disowned in advance, a scene at the door.
-        ("P01", "到时候我们的人过去，万一起了肢体冲突，那可是后果自负。"),
-        ("P01", "下个月你公司门口可就热闹了。"),
-        # P03: custody and seizure in slang or as a fact.
-        ("P03", "再拖下去，就该戴大檐帽的来找你了。"),
-        ("P03", "你名下那套房子已经被查封了。"),
-        ("P03", "我这边是专案组的，你要配合。"),
-        # P04: speaking as a lawyer; records at the agent's will.
-        ("P04", "作为本案的代理律师，我通知你尽快处理。"),
-        ("P04", "你今天结清，我这边可以把那些不良记录删掉。"),
-        ("P04", "我们事务所的律师已经接手你的案子。"),
-        ("P04", "你的信用分我这边都能一键清零。"),
-        ("P04", "你已经被我们报进行业黑名单了。"),
-        ("P03", "我们是政府授权的清收单位，你必须配合。"),
-        # P10: someone else's card, red packets.
-        ("P10", "钱你转到我们主管的支付宝上就行。"),
-        ("P10", "你发红包给我也行，分几次发。"),
-        # C01: recording handed up, the name written down, taking it upstairs.
-        ("C01", "这通电话我录着音呢，回头交给你们领导听听。"),
-        ("C01", "你是几号我拿笔记一下"),  # as transcribed, without the comma
-        ("C01", "我要找你们总行说说这个事。"),
-        ("C01", "我已经委托律师了，咱们走法律途径。"),
-        # C03: the business folded.
-        ("C03", "我那个饭店年初就黄了，现在一分收入没有。"),
-        ("C03", "本人目前不具备还款能力。"),
-    ],
-)
-def test_concept_frames_of_round_10(matcher: LexiconMatcher, rule: str, text: str) -> None:
-    assert _evidence(matcher, text).get(rule), text
 
 
 @pytest.mark.parametrize(
