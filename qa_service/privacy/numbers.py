@@ -106,8 +106,11 @@ _SEPARATORS = frozenset(" \t\u00a0\u3000-－‐‑–—_,，、。")
 _MAX_GAP = 3
 _MAX_GROUPS = 24
 
-# A run followed by one of these is an amount (or a percentage), never a personal number.
-_AMOUNT_AFTER = re.compile(r"\s*(?:元|块|圆|园|万|亿|千|百|角|毛|分钱|%|％|美元|人民币)")
+# A run followed by one of these (after its cents, if any) is an amount or a percentage,
+# never a personal number.
+_AMOUNT_AFTER = re.compile(
+    r"(?:[.．]\d+)?\s*(?:元|块|圆|园|万|亿|千|百|角|毛|分钱|%|％|美元|人民币)"
+)
 _AMOUNT_BEFORE = re.compile(r"[￥¥$]\s*$")
 # Words that make a long digit run an account number (within a few characters before it).
 _ACCOUNT_CONTEXT = re.compile(

@@ -714,6 +714,7 @@ _AMOUNTS = st.integers(0, 9_999_999_999).flatmap(
 
 @SOME
 @given(_FILLER, _AMOUNTS, st.sampled_from(["元", "块", " 元", "块钱", "元整", "万"]), _FILLER)
+@example("账号", "1000000000.00", "元", "")  # found by CI: the cents split the run from 元
 def test_amounts_are_left_alone(before: str, amount: str, unit: str, after: str) -> None:
     text = before + amount + unit + after
     assert find_numbers(text) == []
